@@ -1,0 +1,1 @@
+"""Receivers and projectors: read inboxes and the audit topic, verify, store, acknowledge."""

@@ -1,0 +1,53 @@
+"""The audit projector: audit topic in, SQL rows out, idempotently, so the store can be rebuilt from the topic."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from lienthong.audit.events import AuditEvent
+from lienthong.audit.store import AuditStore
+from lienthong.errors import LienthongError
+from lienthong.records import AUDIT_EVENT, audit_event_model
+from lienthong.transport.client import Subscriber
+from lienthong.wiring import Bus
+
+log = logging.getLogger(__name__)
+
+
+class AuditProjector:
+    """Reads committed audit events and writes each once; offsets are committed after the rows."""
+
+    def __init__(self, bus: Bus, store: AuditStore, consumer: Subscriber) -> None:
+        self.bus = bus
+        self.store = store
+        self.consumer = consumer
+        self.skipped = 0
+
+    @classmethod
+    def connect(cls, bus: Bus, store: AuditStore, group: str | None = None) -> AuditProjector:
+        consumer = Subscriber(bus.settings.bootstrap, [bus.topics.audit], group or bus.topics.projector_group(),
+                              client_id="audit-projector")
+        return cls(bus, store, consumer)
+
+    def run_once(self, timeout_ms: int = 500) -> int:
+        records = self.consumer.poll(timeout_ms)
+        events: list[AuditEvent] = []
+        for record in records:
+            try:
+                events.append(audit_event_model(self.bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT)))
+            except LienthongError as exc:
+                self.skipped += 1
+                log.error("audit record unreadable, skipped",
+                          extra={"partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
+        self.store.add(events)
+        if records:
+            self.consumer.commit()
+        return len(events)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.run_once()
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,115 @@
+"""The receiver SDK: read an agency's inbox, verify each sender's signature here, store, acknowledge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consumers.inbox_store import InboxStore
+from lienthong.directory.sync import DirectoryFollower
+from lienthong.documents import OfficialDocument
+from lienthong.envelope import ensure_bytes
+from lienthong.errors import LienthongError, Reason, SignatureError
+from lienthong.messages import Message, utc_now
+from lienthong.metrics import ReceiverMetrics
+from lienthong.notices import StatusCode, StatusNotice, check_transition
+from lienthong.transport.client import Record, Subscriber
+from lienthong.wiring import Bus
+from producers.gateway import Gateway, Sent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    """What one inbox record turned out to be."""
+
+    kind: str  # "document", "notice", "duplicate" or "quarantined"
+    message: Message | None
+    detail: str = ""
+
+
+class Receiver:
+    """One agency's inbox reader. Integrity is checked here, end to end, not taken from the router."""
+
+    def __init__(self, bus: Bus, agency: str, store: InboxStore, gateway: Gateway, follower: DirectoryFollower,
+                 consumer: Subscriber, metrics: ReceiverMetrics | None = None,
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.bus = bus
+        self.agency = agency
+        self.store = store
+        self.gateway = gateway
+        self.follower = follower
+        self.consumer = consumer
+        self.metrics = metrics or ReceiverMetrics()
+        self.clock = clock
+
+    @classmethod
+    def connect(cls, bus: Bus, agency: str) -> Receiver:
+        """A receiver for `agency` with its key from the keystore and its store under the inbox folder."""
+        bus.directory_store().agency(agency)
+        signer = bus.keystore().signer(agency)
+        follower = bus.directory_follower()
+        follower.catch_up()
+        gateway = Gateway(signer, agency, bus.publisher(client_id=f"receiver-{agency}"), bus.envelopes,
+                          bus.topics, bus.settings.max_message_bytes)
+        consumer = Subscriber(bus.settings.bootstrap, [bus.topics.inbox(agency)], bus.topics.receiver_group(agency),
+                              client_id=f"receiver-{agency}")
+        return cls(bus, agency, InboxStore(bus.settings.inbox_dir / agency), gateway, follower, consumer)
+
+    def poll(self, timeout_ms: int = 500) -> list[Received]:
+        """Handle what arrived; offsets are committed only after everything in the batch is stored."""
+        self.follower.poll()
+        records = self.consumer.poll(timeout_ms)
+        results = [self.handle(record) for record in records]
+        if records:
+            self.consumer.commit()
+        return results
+
+    def handle(self, record: Record) -> Received:
+        try:
+            raw = ensure_bytes(record.value)
+            envelope, message = self.bus.envelopes.open(raw, self.follower.view, self.clock())
+            recipients = self.follower.view.expand(message.header.recipients, sender=message.header.sender)
+            if self.agency not in recipients:
+                raise SignatureError(f"message is not addressed to {self.agency}", reason=Reason.UNKNOWN_RECIPIENT)
+        except LienthongError as exc:
+            source = f"{record.topic}/{record.partition}/{record.offset}"
+            self.store.quarantine(source, exc.reason.value, exc.message, record.value)
+            self.metrics.received.labels("quarantined", exc.reason.value).inc()
+            log.warning("inbox record quarantined", extra={"source": source, "reason": exc.reason.value})
+            return Received("quarantined", None, exc.message)
+        if isinstance(message.payload, OfficialDocument):
+            if not self.store.has(message.header.message_id):
+                self.store.store_document(raw, envelope, message)
+            stored = self.store.document(message.header.message_id)
+            if stored.last_status is None:
+                self.reply(message.header.message_id, StatusCode.ARRIVED, description="received and verified")
+            self.metrics.received.labels("document", "").inc()
+            return Received("document", message)
+        if self.store.has(message.header.message_id):
+            return Received("duplicate", message)
+        self.store.store_notice(message)
+        self.metrics.received.labels("notice", "").inc()
+        return Received("notice", message)
+
+    def reply(self, document: str, status: StatusCode, *, reason: str | None = None, staff: str = "",
+              description: str = "") -> Sent:
+        """Send a signed status notice about a received document back to its sender."""
+        stored = self.store.document(document)
+        check_transition(stored.last_status, status)
+        notice = StatusNotice(document_id=stored.document_id, document_message_id=stored.message_id,
+                              document_digest=stored.digest, status=status, staff=staff, description=description,
+                              reason=reason, time=utc_now())
+        sent = self.gateway.send_notice(notice, stored.sender)
+        self.store.record_sent_status(stored.message_id, status, reason, sent.message_id)
+        return sent
+
+    def close(self) -> None:
+        for part in (self.consumer, self.follower, self.gateway, self.store):
+            try:
+                part.close()
+            except LienthongError as exc:
+                log.warning("close failed: %s", exc.message)

@@ -1,0 +1,1 @@
+"""The audit record: events from the router, projected into SQL, read by auditors."""

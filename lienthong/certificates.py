@@ -1,0 +1,168 @@
+"""The bus CA and agency certificates: issue, store with safe permissions, check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+from lienthong.errors import ConfigurationError, Reason, SignatureError
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+KEY_TYPES = ("ecdsa-p256", "rsa-2048", "rsa-3072", "ed25519")
+
+
+def generate_key(key_type: str = "ecdsa-p256") -> PrivateKey:
+    if key_type == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type in ("rsa-2048", "rsa-3072"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ConfigurationError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}")
+
+
+def write_private_key(path: Path, key: PrivateKey) -> None:
+    """Write a PEM private key readable by its owner only (0600), whatever the umask."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+
+
+def read_private_key(path: Path) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError:
+        raise ConfigurationError(f"private key {path} does not exist") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not a PEM private key") from exc
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
+        raise ConfigurationError(f"{path}: key type {type(key).__name__} is not accepted on the bus")
+    return key
+
+
+def write_certificate(path: Path, cert: x509.Certificate) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def read_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigurationError(f"certificate {path} does not exist") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not a PEM certificate") from exc
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """Lowercase hex SHA-256 of the DER: how envelopes name certificates."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def agency_of(cert: x509.Certificate) -> str:
+    """The agency code a certificate was issued to (its subject UID)."""
+    values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
+    if not values:
+        raise SignatureError("certificate names no agency (no subject UID)", reason=Reason.SENDER_MISMATCH)
+    return str(values[0].value)
+
+
+def _sign_hash(key: PrivateKey) -> hashes.SHA256 | None:
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+
+
+@dataclass
+class BusCA:
+    """The bus's certificate authority: issues agency certificates, signs the directory."""
+
+    key: PrivateKey
+    certificate: x509.Certificate
+
+    @classmethod
+    def create(cls, name: str = "lienthong bus CA", years: int = 10) -> BusCA:
+        key = generate_key("ecdsa-p256")
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lienthong")])
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=365 * years))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key, cert)
+
+    @classmethod
+    def load(cls, folder: Path) -> BusCA:
+        return cls(read_private_key(folder / "ca.key.pem"), read_certificate(folder / "ca.cert.pem"))
+
+    @classmethod
+    def load_or_create(cls, folder: Path) -> BusCA:
+        if (folder / "ca.key.pem").exists():
+            return cls.load(folder)
+        ca = cls.create()
+        ca.save(folder)
+        return ca
+
+    def save(self, folder: Path) -> None:
+        write_private_key(folder / "ca.key.pem", self.key)
+        write_certificate(folder / "ca.cert.pem", self.certificate)
+
+    def issue(self, agency_code: str, agency_name: str, public_key: PublicKey, *,
+              not_before: dt.datetime | None = None, not_after: dt.datetime | None = None) -> x509.Certificate:
+        """Issue a signing certificate to an agency: subject UID is its code, usage digital signature."""
+        now = dt.datetime.now(dt.UTC)
+        not_before = not_before or now - dt.timedelta(minutes=5)
+        not_after = not_after or now + dt.timedelta(days=2 * 365)
+        subject = x509.Name([x509.NameAttribute(NameOID.USER_ID, agency_code),
+                             x509.NameAttribute(NameOID.COMMON_NAME, agency_name),
+                             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lienthong")])
+        return (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(self.certificate.subject)
+            .public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(self.key, _sign_hash(self.key))
+        )
+
+
+def check_certificate(cert: x509.Certificate, ca_certificate: x509.Certificate, at: dt.datetime) -> None:
+    """Raise SignatureError unless cert was issued by the CA and is valid at `at`."""
+    try:
+        cert.verify_directly_issued_by(ca_certificate)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise SignatureError("certificate was not issued by the bus CA",
+                             reason=Reason.CERTIFICATE_NOT_VALID) from exc
+    if at < cert.not_valid_before_utc:
+        raise SignatureError(f"certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+                             reason=Reason.CERTIFICATE_NOT_VALID)
+    if at > cert.not_valid_after_utc:
+        raise SignatureError(f"certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+                             reason=Reason.CERTIFICATE_NOT_VALID)
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    if not usage.digital_signature:
+        raise SignatureError("certificate is not for digital signatures", reason=Reason.CERTIFICATE_NOT_VALID)

@@ -1,0 +1,64 @@
+"""`lienthong router run` and `lienthong projector run`: the long-running services."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import typer
+
+from consumers.audit_projector import AuditProjector
+from lienthong import logs
+from lienthong.audit.store import AuditStore
+from lienthong.cli.common import bus, out
+from lienthong.db import display_url
+from lienthong.metrics import RouterMetrics, serve
+from router.service import Router
+
+router_app = typer.Typer(help="The routing service.", no_args_is_help=True)
+projector_app = typer.Typer(help="The audit projector.", no_args_is_help=True)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@router_app.command("run")
+def run_router(ctx: typer.Context,
+               instance: str = typer.Option("router-1", "--instance",
+                                            help="Stable name of this instance; its transactional id"),
+               verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Route ingress to inboxes until SIGINT or SIGTERM."""
+    logs.configure(logging.INFO if verbose else logging.WARNING)
+    b = bus(ctx)
+    metrics = RouterMetrics()
+    if b.settings.metrics_port:
+        serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
+    router = Router(b, instance, metrics)
+    stop = _stop_on_signals()
+    router.start()
+    out.print(f"router {instance} consuming {b.topics.ingress}; Ctrl-C stops it")
+    try:
+        router.run(stop)
+    finally:
+        router.close()
+
+
+@projector_app.command("run")
+def run_projector(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Project audit events into the audit database until SIGINT or SIGTERM."""
+    logs.configure(logging.INFO if verbose else logging.WARNING)
+    b = bus(ctx)
+    store = AuditStore(b.settings.audit_db_url())
+    projector = AuditProjector.connect(b, store)
+    stop = _stop_on_signals()
+    out.print(f"audit projector consuming {b.topics.audit} into {display_url(b.settings.audit_db_url())}")
+    try:
+        projector.run(stop)
+    finally:
+        projector.close()
+        store.close()

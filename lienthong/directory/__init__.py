@@ -1,0 +1,1 @@
+"""The directory of agencies, groups and certificates: kept in SQL, published on a compacted topic."""

@@ -1,0 +1,86 @@
+"""The in-memory directory a router or receiver holds: who exists, who is in which group, which keys count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cryptography import x509
+
+from lienthong.agencies import KIND_GROUPS, GROUP_PREFIX, Agency, check_address, is_group_address
+from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry
+from lienthong.envelope import TrustedCertificate
+from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
+
+
+class DirectoryView:
+    """Agencies, groups and certificates as last published; answers the router's and receiver's questions."""
+
+    def __init__(self, ca_certificate: x509.Certificate) -> None:
+        self._ca = ca_certificate
+        self.agencies: dict[str, Agency] = {}
+        self.groups: dict[str, tuple[str, ...]] = {}
+        self.certificates: dict[str, TrustedCertificate] = {}
+
+    @property
+    def ca_certificate(self) -> x509.Certificate:
+        return self._ca
+
+    def apply(self, entry: DirectoryEntry) -> None:
+        if isinstance(entry, AgencyEntry):
+            self.agencies[entry.code] = entry.agency()
+        elif isinstance(entry, GroupEntry):
+            self.groups[entry.name] = entry.members
+        elif isinstance(entry, CertificateEntry):
+            self.certificates[entry.fingerprint] = TrustedCertificate(entry.agency, entry.certificate(),
+                                                                     entry.revoked_at)
+
+    def remove(self, key: str) -> None:
+        kind, _, ident = key.partition(":")
+        {"agency": self.agencies, "group": self.groups, "certificate": self.certificates}.get(kind, {}).pop(ident, None)
+
+    def certificate(self, fingerprint: str) -> TrustedCertificate:
+        try:
+            return self.certificates[fingerprint]
+        except KeyError:
+            raise SignatureError(f"unknown sender: certificate {fingerprint[:16]}… is not in the directory",
+                                 reason=Reason.UNKNOWN_SENDER) from None
+
+    def agency(self, code: str) -> Agency:
+        try:
+            return self.agencies[code]
+        except KeyError:
+            raise AuthorizationError(f"agency {code} is not in the directory", reason=Reason.UNKNOWN_SENDER) from None
+
+    def group_members(self, name: str) -> tuple[str, ...]:
+        if name in self.groups:
+            return self.groups[name]
+        if name in KIND_GROUPS:
+            kind = KIND_GROUPS[name]
+            return tuple(sorted(code for code, agency in self.agencies.items() if agency.kind == kind))
+        raise RoutingError(f"group {GROUP_PREFIX}{name} is not in the directory", reason=Reason.UNKNOWN_RECIPIENT)
+
+    def expand(self, addresses: Iterable[str], *, sender: str | None = None) -> tuple[str, ...]:
+        """Agency codes for a list of codes and group addresses, each once, in order, without the sender."""
+        addresses = list(addresses)
+        if not addresses:
+            raise RoutingError("the message names no recipients", reason=Reason.NO_RECIPIENTS)
+        out: dict[str, None] = {}
+        for address in addresses:
+            try:
+                check_address(address)
+            except LienthongError as exc:
+                raise RoutingError(exc.message, reason=Reason.MALFORMED_AGENCY_CODE) from exc
+            if is_group_address(address):
+                members = self.group_members(address[len(GROUP_PREFIX):])
+            else:
+                if address not in self.agencies:
+                    raise RoutingError(f"recipient {address} is not in the directory",
+                                       reason=Reason.UNKNOWN_RECIPIENT)
+                members = (address,)
+            for code in members:
+                if code != sender:
+                    out[code] = None
+        if not out:
+            raise RoutingError("the recipients expand to no agency other than the sender",
+                               reason=Reason.NO_RECIPIENTS)
+        return tuple(out)

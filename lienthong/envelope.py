@@ -1,0 +1,107 @@
+"""Seal and open signed envelopes. The order is fixed: encode, then sign; on read, verify, then decode."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography import x509
+
+from lienthong.certificates import agency_of, check_certificate
+from lienthong.codec import SingleObjectCodec
+from lienthong.errors import DecodingError, Reason, SignatureError
+from lienthong.messages import Message
+from lienthong.records import ENVELOPE, SIGNED_CONTENT, message_model, message_record
+from lienthong.signing import SignatureAlgorithm, Signer, verify
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The outer record: signed content bytes, the signature, and which certificate made it."""
+
+    content: bytes
+    signature: bytes
+    certificate_fingerprint: str
+    algorithm: SignatureAlgorithm
+
+    @property
+    def content_digest(self) -> bytes:
+        """SHA-256 of the signed bytes: what a status notice quotes as its receipt."""
+        return hashlib.sha256(self.content).digest()
+
+
+@dataclass(frozen=True)
+class TrustedCertificate:
+    """A certificate as the directory knows it."""
+
+    agency: str
+    certificate: x509.Certificate
+    revoked_at: dt.datetime | None = None
+
+
+class CertificateSource(Protocol):
+    """Where a verifier looks certificates up: the directory view."""
+
+    def certificate(self, fingerprint: str) -> TrustedCertificate: ...
+
+    @property
+    def ca_certificate(self) -> x509.Certificate: ...
+
+
+class EnvelopeCodec:
+    """Turns signed messages into bus bytes and back, checking signatures before decoding content."""
+
+    def __init__(self, codec: SingleObjectCodec) -> None:
+        self.codec = codec
+
+    def seal_bytes(self, content: bytes, signer: Signer) -> bytes:
+        return self.codec.encode(ENVELOPE, {
+            "content": content,
+            "signature": signer.sign(content),
+            "certificate_fingerprint": signer.certificate_fingerprint,
+            "signature_algorithm": signer.algorithm.value,
+        })
+
+    def encode_content(self, message: Message) -> bytes:
+        return self.codec.encode(SIGNED_CONTENT, message_record(message))
+
+    def seal(self, message: Message, signer: Signer) -> bytes:
+        return self.seal_bytes(self.encode_content(message), signer)
+
+    def read(self, data: bytes) -> Envelope:
+        rec = self.codec.decode(data, ENVELOPE)
+        return Envelope(rec["content"], rec["signature"], rec["certificate_fingerprint"],
+                        SignatureAlgorithm(rec["signature_algorithm"]))
+
+    def verify(self, envelope: Envelope, certificates: CertificateSource, at: dt.datetime) -> TrustedCertificate:
+        """Check the signer's certificate and the signature over the content bytes; returns the signer."""
+        trusted = certificates.certificate(envelope.certificate_fingerprint)
+        if trusted.revoked_at is not None and trusted.revoked_at <= at:
+            raise SignatureError(f"certificate of {trusted.agency} was revoked on {trusted.revoked_at:%Y-%m-%d %H:%M}",
+                                 reason=Reason.CERTIFICATE_REVOKED)
+        check_certificate(trusted.certificate, certificates.ca_certificate, at)
+        public_key = trusted.certificate.public_key()
+        verify(public_key, envelope.algorithm, envelope.content, envelope.signature)  # type: ignore[arg-type]
+        return trusted
+
+    def decode_content(self, envelope: Envelope) -> Message:
+        return message_model(self.codec.decode(envelope.content, SIGNED_CONTENT))
+
+    def open(self, data: bytes, certificates: CertificateSource, at: dt.datetime) -> tuple[Envelope, Message]:
+        """Read, verify, then decode; the sender named inside must be the certificate's agency."""
+        envelope = self.read(data)
+        signer = self.verify(envelope, certificates, at)
+        message = self.decode_content(envelope)
+        if message.header.sender != signer.agency or agency_of(signer.certificate) != signer.agency:
+            raise SignatureError(
+                f"message claims to come from {message.header.sender} but is signed with the key of {signer.agency}",
+                reason=Reason.SENDER_MISMATCH)
+        return envelope, message
+
+
+def ensure_bytes(value: bytes | None) -> bytes:
+    if value is None:
+        raise DecodingError("empty record: no value", reason=Reason.NOT_SINGLE_OBJECT)
+    return value

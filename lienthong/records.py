@@ -1,0 +1,193 @@
+"""The one boundary between domain models and Avro records (dicts shaped like schemas/*.avsc)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from lienthong.agencies import AgencyKind
+from lienthong.audit.events import AuditEvent, AuditEventType
+from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry
+from lienthong.documents import (
+    Attachment,
+    Business,
+    Code,
+    DocumentType,
+    OfficialDocument,
+    Promulgation,
+    ResponseFor,
+    Signer,
+)
+from lienthong.errors import DecodingError, LienthongError, Reason
+from lienthong.messages import Message, MessageHeader, MessageKind
+from lienthong.notices import StatusCode, StatusNotice
+
+_EPOCH_DAY = dt.date(1970, 1, 1)
+
+SIGNED_CONTENT = "gov.lienthong.SignedContent"
+ENVELOPE = "gov.lienthong.Envelope"
+AUDIT_EVENT = "gov.lienthong.AuditEvent"
+DIRECTORY_ENTRY = "gov.lienthong.DirectoryEntry"
+
+
+def to_millis(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("timestamps on the bus must carry a time zone")
+    return int(value.timestamp() * 1000)
+
+
+def from_millis(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+
+
+def to_days(value: dt.date) -> int:
+    return (value - _EPOCH_DAY).days
+
+
+def from_days(value: int) -> dt.date:
+    return _EPOCH_DAY + dt.timedelta(days=value)
+
+
+def _document_record(doc: OfficialDocument) -> dict[str, Any]:
+    return {
+        "document_id": doc.document_id,
+        "code": {"number": doc.code.number, "notation": doc.code.notation},
+        "promulgation": {"place": doc.promulgation.place, "date": to_days(doc.promulgation.date)},
+        "document_type": doc.document_type.model_dump(),
+        "subject": doc.subject,
+        "content": doc.content,
+        "signer": doc.signer.model_dump(),
+        "due_date": to_days(doc.due_date) if doc.due_date else None,
+        "priority": int(doc.priority),
+        "steering_type": int(doc.steering_type),
+        "to_places": list(doc.to_places),
+        "response_for": None if doc.response_for is None else {
+            "sender": doc.response_for.sender, "code": doc.response_for.code,
+            "promulgation_date": to_days(doc.response_for.promulgation_date),
+            "document_id": doc.response_for.document_id,
+        },
+        "business": {"type": int(doc.business.type), "reason": doc.business.reason,
+                     "affected_recipients": list(doc.business.affected_recipients)},
+        "attachments": [a.model_dump() for a in doc.attachments],
+    }
+
+
+def _document_model(rec: dict[str, Any]) -> OfficialDocument:
+    rf = rec["response_for"]
+    return OfficialDocument(
+        document_id=rec["document_id"],
+        code=Code(**rec["code"]),
+        promulgation=Promulgation(place=rec["promulgation"]["place"], date=from_days(rec["promulgation"]["date"])),
+        document_type=DocumentType(**rec["document_type"]),
+        subject=rec["subject"], content=rec["content"], signer=Signer(**rec["signer"]),
+        due_date=from_days(rec["due_date"]) if rec["due_date"] is not None else None,
+        priority=rec["priority"], steering_type=rec["steering_type"], to_places=tuple(rec["to_places"]),
+        response_for=None if rf is None else ResponseFor(
+            sender=rf["sender"], code=rf["code"], promulgation_date=from_days(rf["promulgation_date"]),
+            document_id=rf["document_id"]),
+        business=Business(type=rec["business"]["type"], reason=rec["business"]["reason"],
+                          affected_recipients=tuple(rec["business"]["affected_recipients"])),
+        attachments=tuple(Attachment(**a) for a in rec["attachments"]),
+    )
+
+
+def _notice_record(notice: StatusNotice) -> dict[str, Any]:
+    return {
+        "document_id": notice.document_id, "document_message_id": notice.document_message_id,
+        "document_digest": notice.document_digest, "status": notice.status.name, "staff": notice.staff,
+        "description": notice.description, "reason": notice.reason, "time": to_millis(notice.time),
+    }
+
+
+def _notice_model(rec: dict[str, Any]) -> StatusNotice:
+    return StatusNotice(
+        document_id=rec["document_id"], document_message_id=rec["document_message_id"],
+        document_digest=rec["document_digest"], status=StatusCode[rec["status"]], staff=rec["staff"],
+        description=rec["description"], reason=rec["reason"], time=from_millis(rec["time"]),
+    )
+
+
+def header_record(header: MessageHeader) -> dict[str, Any]:
+    return {
+        "message_id": header.message_id, "kind": header.kind.value, "sender": header.sender,
+        "recipients": list(header.recipients), "root_id": header.root_id,
+        "created_at": to_millis(header.created_at),
+    }
+
+
+def header_model(rec: dict[str, Any]) -> MessageHeader:
+    return MessageHeader(
+        message_id=rec["message_id"], kind=MessageKind(rec["kind"]), sender=rec["sender"],
+        recipients=tuple(rec["recipients"]), root_id=rec["root_id"], created_at=from_millis(rec["created_at"]),
+    )
+
+
+def message_record(message: Message) -> dict[str, Any]:
+    payload = message.payload
+    if isinstance(payload, OfficialDocument):
+        branch = ("gov.lienthong.OfficialDocument", _document_record(payload))
+    else:
+        branch = ("gov.lienthong.StatusNotice", _notice_record(payload))
+    # fastavro takes (name, record) tuples to pick a union branch explicitly.
+    return {"header": header_record(message.header), "payload": branch}
+
+
+def message_model(rec: dict[str, Any]) -> Message:
+    """Build the domain message from a decoded SignedContent record; raise DecodingError if it breaks a rule."""
+    payload = rec["payload"]
+    try:
+        header = header_model(rec["header"])
+        body: OfficialDocument | StatusNotice
+        body = _document_model(payload) if "attachments" in payload else _notice_model(payload)
+        return Message(header=header, payload=body)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        cause = first.get("ctx", {}).get("error")
+        reason = cause.reason if isinstance(cause, LienthongError) else Reason.INVALID_CONTENT
+        raise DecodingError(f"message content breaks a rule: {where}: {first['msg']}", reason=reason) from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DecodingError(f"message content cannot be read: {exc!r}", reason=Reason.INVALID_CONTENT) from exc
+
+
+def directory_entry_record(entry: DirectoryEntry, published_at: dt.datetime) -> dict[str, Any]:
+    body: tuple[str, dict[str, Any]]
+    if isinstance(entry, AgencyEntry):
+        body = ("gov.lienthong.AgencyEntry", {"code": entry.code, "name": entry.name, "kind": entry.kind.value})
+    elif isinstance(entry, GroupEntry):
+        body = ("gov.lienthong.GroupEntry", {"name": entry.name, "members": list(entry.members)})
+    else:
+        body = ("gov.lienthong.CertificateEntry", {
+            "fingerprint": entry.fingerprint, "agency": entry.agency, "der": entry.der,
+            "revoked_at": to_millis(entry.revoked_at) if entry.revoked_at else None})
+    return {"key": entry.key, "published_at": to_millis(published_at), "entry": body}
+
+
+def directory_entry_model(rec: dict[str, Any]) -> DirectoryEntry:
+    body = rec["entry"]
+    try:
+        if "der" in body:
+            revoked = body["revoked_at"]
+            return CertificateEntry(fingerprint=body["fingerprint"], agency=body["agency"], der=body["der"],
+                                    revoked_at=from_millis(revoked) if revoked is not None else None)
+        if "members" in body:
+            return GroupEntry(name=body["name"], members=tuple(body["members"]))
+        return AgencyEntry(code=body["code"], name=body["name"], kind=AgencyKind(body["kind"]))
+    except (PydanticValidationError, ValueError, KeyError) as exc:
+        raise DecodingError(f"directory entry cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc
+
+
+def audit_event_record(event: AuditEvent) -> dict[str, Any]:
+    rec = event.model_dump()
+    rec["event"] = event.event.value
+    rec["at"] = to_millis(event.at)
+    return rec
+
+
+def audit_event_model(rec: dict[str, Any]) -> AuditEvent:
+    try:
+        return AuditEvent(**{**rec, "at": from_millis(rec["at"]), "event": AuditEventType(rec["event"])})
+    except (PydanticValidationError, ValueError, KeyError) as exc:
+        raise DecodingError(f"audit event cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc

@@ -1,0 +1,65 @@
+"""The one settings object, read from LIENTHONG_* variables at the entry point and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _repo_var() -> Path:
+    return Path.cwd() / "var"
+
+
+class Settings(BaseSettings):
+    """Where the bus is, where local state lives, and the limits it enforces."""
+
+    model_config = SettingsConfigDict(env_prefix="LIENTHONG_", extra="ignore")
+
+    home: Path = Field(default_factory=_repo_var, description="Folder for local state: keys, databases, broker.")
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    topic_prefix: str = Field("lienthong", description="Prefix of every bus topic.")
+    directory_url: str | None = Field(None, description="SQLAlchemy URL of the directory (default: SQLite in home).")
+    audit_url: str | None = Field(None, description="SQLAlchemy URL of the audit store (default: SQLite in home).")
+    max_message_bytes: int = Field(1_000_000, description="Largest record the gateway will publish.")
+    ingress_partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    maven_repo: str = Field("https://repo1.maven.org/maven2", description="Where the broker jars come from.")
+    broker_port: int = Field(9092, description="Port of the local broker's client listener.")
+    controller_port: int = Field(9093, description="Port of the local broker's KRaft controller listener.")
+    broker_start_timeout_s: float = Field(60.0, gt=0)
+    metrics_port: int | None = Field(None, description="Serve /metrics on 127.0.0.1:<port> from long-running processes.")
+    metrics_host: str = "127.0.0.1"
+    router_batch_size: int = Field(500, ge=1)
+    clock_skew_s: int = Field(300, ge=0, description="How far in the future a message's time may be.")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_topic_safe(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not value or set(value) - allowed:
+            raise ValueError("topic prefix may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.home / "ca"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.home / "kafka"
+
+    def directory_db_url(self) -> str:
+        return self.directory_url or f"sqlite:///{self.home / 'directory.db'}"
+
+    def audit_db_url(self) -> str:
+        return self.audit_url or f"sqlite:///{self.home / 'audit.db'}"

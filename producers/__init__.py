@@ -1,0 +1,1 @@
+"""Agency gateway: build, sign and publish documents and status notices."""

@@ -1,0 +1,104 @@
+"""The router's decisions as plain functions: bytes and the directory in, deliveries or a rejection out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from lienthong.agencies import is_group_address
+from lienthong.audit.events import AuditEvent, AuditEventType
+from lienthong.directory.view import DirectoryView
+from lienthong.documents import OfficialDocument
+from lienthong.envelope import Envelope, EnvelopeCodec, ensure_bytes
+from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
+from lienthong.messages import Message, MessageKind
+from lienthong.notices import StatusNotice
+
+
+@dataclass(frozen=True)
+class Accepted:
+    envelope: Envelope
+    message: Message
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: Reason
+    detail: str
+    message: Message | None = None
+
+
+Decision = Accepted | Rejected
+
+
+def authorize(message: Message, directory: DirectoryView) -> tuple[str, ...]:
+    """The agencies a verified message goes to; raises if the sender or the recipients do not hold."""
+    header = message.header
+    directory.agency(header.sender)
+    expected = OfficialDocument if header.kind == MessageKind.DOCUMENT else StatusNotice
+    if not isinstance(message.payload, expected):
+        raise AuthorizationError(f"header says {header.kind.value} but the payload is not one",
+                                 reason=Reason.WRONG_KIND)
+    if header.kind == MessageKind.STATUS_NOTICE and (
+            len(header.recipients) != 1 or is_group_address(header.recipients[0])):
+        raise RoutingError("a status notice goes to exactly one agency: the sender of the document",
+                           reason=Reason.UNKNOWN_RECIPIENT)
+    return directory.expand(header.recipients, sender=header.sender)
+
+
+def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCodec, now: dt.datetime,
+           clock_skew: dt.timedelta) -> Decision:
+    """Read, verify, decode and authorize one ingress record."""
+    message: Message | None = None
+    try:
+        envelope = envelopes.read(ensure_bytes(value))
+        signer = envelopes.verify(envelope, directory, now)
+        message = envelopes.decode_content(envelope)
+        if message.header.sender != signer.agency:
+            raise SignatureError(f"message claims to come from {message.header.sender} but is signed with the "
+                                 f"key of {signer.agency}", reason=Reason.SENDER_MISMATCH)
+        if message.header.created_at > now + clock_skew:
+            raise AuthorizationError(f"message time {message.header.created_at:%Y-%m-%d %H:%M:%S} UTC is in the "
+                                     "future", reason=Reason.FROM_THE_FUTURE)
+        return Accepted(envelope, message, authorize(message, directory))
+    except LienthongError as exc:
+        return Rejected(exc.reason, exc.message, message)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a record came from: makes audit event ids deterministic."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: dt.datetime
+
+
+def audit_events(decision: Decision, position: Position, now: dt.datetime) -> list[AuditEvent]:
+    """The audit trail of one decision."""
+    def event(kind: AuditEventType, at: dt.datetime, recipient: str | None = None, **extra: str | None) -> AuditEvent:
+        header = decision.message.header if decision.message else None
+        return AuditEvent(
+            event_id=f"{position.topic}/{position.partition}/{position.offset}/{kind.value}/{recipient or '-'}",
+            event=kind, at=at, message_id=header.message_id if header else None,
+            root_id=header.root_id if header else None, kind=header.kind.value if header else None,
+            sender=header.sender if header else None, recipient=recipient,
+            source_topic=position.topic, source_partition=position.partition, source_offset=position.offset,
+            **extra)
+
+    events = []
+    if decision.message is not None:
+        events.append(event(AuditEventType.SUBMITTED, position.timestamp))
+    if isinstance(decision, Rejected):
+        events.append(event(AuditEventType.REJECTED, now, reason_code=decision.reason.value, reason=decision.detail))
+        return events
+    payload = decision.message.payload
+    if isinstance(payload, StatusNotice):
+        events.append(event(AuditEventType.STATUS, now, decision.recipients[0], status=payload.status.value,
+                            reason=payload.reason))
+    else:
+        events.append(event(AuditEventType.ROUTED, now))
+    events.extend(event(AuditEventType.DELIVERED, now, r) for r in decision.recipients)
+    return events
