@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIENTHONG_", extra="ignore")
 
     home: Path = Field(default_factory=_repo_var, description="Folder for local state: keys, databases, broker.")
-    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    bootstrap: str = Field("", description="Kafka bootstrap servers, host:port[,host:port]; "
+                           "default: the local broker, 127.0.0.1:<broker_port>.")
     topic_prefix: str = Field("lienthong", description="Prefix of every bus topic.")
     directory_url: str | None = Field(None, description="SQLAlchemy URL of the directory (default: SQLite in home).")
     audit_url: str | None = Field(None, description="SQLAlchemy URL of the audit store (default: SQLite in home).")
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     router_batch_size: int = Field(500, ge=1)
     clock_skew_s: int = Field(300, ge=0, description="How far in the future a message's time may be.")
+
+    @model_validator(mode="after")
+    def _default_bootstrap(self) -> Settings:
+        if not self.bootstrap:
+            self.bootstrap = f"127.0.0.1:{self.broker_port}"
+        return self
 
     @field_validator("topic_prefix")
     @classmethod

@@ -14,6 +14,7 @@ from lienthong.cli import agency_cmd, audit_cmd, kafka_cmd, messaging_cmd, servi
 from lienthong.cli.common import bus, out, settings
 from lienthong.errors import LienthongError
 from lienthong.settings import Settings
+from lienthong.transport.client import broker_answers
 
 app = typer.Typer(
     help="lienthong: an exchange bus for official documents between state agencies, on Apache Kafka.",
@@ -53,11 +54,15 @@ def demo(ctx: typer.Context,
     from lienthong.demo import AGENCIES, run_demo
 
     s = settings(ctx)
-    broker = kafka_cmd.local_broker(s)
-    kafka_cmd.fetch_with_progress(broker)
-    started_here = not broker.status().running
     started = time.monotonic()
-    out.print(f"Kafka broker {broker.up().describe()}")
+    broker = kafka_cmd.local_broker(s)
+    started_here = False
+    if broker_answers(s.bootstrap):
+        out.print(f"using the Kafka broker that answers on {s.bootstrap}")
+    else:
+        kafka_cmd.fetch_with_progress(broker)
+        started_here = not broker.status().running
+        out.print(f"Kafka broker {broker.up().describe()}")
     try:
         timeline = run_demo(bus(ctx), out.print, timeout)
         directory = bus(ctx).directory_store()

@@ -1,0 +1,120 @@
+"""The router's decisions with real signatures and a real directory view, and no broker."""
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from lienthong.audit.events import AuditEventType
+from lienthong.envelope import Envelope
+from lienthong.errors import Reason, RoutingError
+from lienthong.notices import StatusCode
+from router.decisions import Accepted, Position, Rejected, audit_events, decide
+from tests.support import (
+    MINISTRY_A,
+    MINISTRY_B,
+    OFFICE,
+    PARTY,
+    PROVINCE,
+    document_message,
+    envelopes,
+    make_pki,
+    notice_message,
+)
+
+NOW = dt.datetime.now(dt.UTC)
+SKEW = dt.timedelta(minutes=5)
+ENV = envelopes()
+
+
+def reencode(envelope: Envelope) -> bytes:
+    return ENV.codec.encode("gov.lienthong.Envelope", {
+        "content": envelope.content, "signature": envelope.signature,
+        "certificate_fingerprint": envelope.certificate_fingerprint,
+        "signature_algorithm": envelope.algorithm.value})
+
+
+def test_a_document_to_groups_is_accepted_for_every_member_once() -> None:
+    pki, view = make_pki()
+    message = document_message(recipients=("group:ministries", MINISTRY_A, "group:provinces"))
+    decision = decide(ENV.seal(message, pki.signers[OFFICE]), view, ENV, NOW, SKEW)
+    assert isinstance(decision, Accepted)
+    assert decision.recipients == (MINISTRY_A, MINISTRY_B, PROVINCE)
+    events = audit_events(decision, Position("t.ingress", 0, 7, NOW), NOW)
+    assert [e.event for e in events] == [AuditEventType.SUBMITTED, AuditEventType.ROUTED] + [
+        AuditEventType.DELIVERED] * 3
+    assert len({e.event_id for e in events}) == len(events)
+
+
+def test_a_notice_goes_back_to_the_document_sender() -> None:
+    pki, view = make_pki()
+    notice = notice_message(MINISTRY_A, OFFICE, document_message(), StatusCode.REJECTED, "sai thẩm quyền")
+    decision = decide(ENV.seal(notice, pki.signers[MINISTRY_A]), view, ENV, NOW, SKEW)
+    assert isinstance(decision, Accepted) and decision.recipients == (OFFICE,)
+    status = [e for e in audit_events(decision, Position("t", 0, 1, NOW), NOW) if e.event == AuditEventType.STATUS]
+    assert status[0].status == "02" and status[0].reason == "sai thẩm quyền" and status[0].sender == MINISTRY_A
+
+
+def rejected(value: bytes | None, view=None) -> Rejected:  # type: ignore[no-untyped-def]
+    decision = decide(value, view, ENV, NOW, SKEW)
+    assert isinstance(decision, Rejected), decision
+    return decision
+
+
+def test_each_bad_input_is_rejected_with_its_reason() -> None:
+    pki, view = make_pki()
+    good = ENV.seal(document_message(), pki.signers[OFFICE])
+    envelope = ENV.read(good)
+    flipped = bytearray(envelope.content)
+    flipped[len(flipped) // 2] ^= 0x01
+    stranger = pki.signer("000.00.00.Z99")
+    expired = pki.signer(PARTY, not_before=NOW - dt.timedelta(days=9), not_after=NOW - dt.timedelta(days=1))
+    view.apply(pki.entries({PARTY: expired})[1])
+    cases = {
+        Reason.NOT_SINGLE_OBJECT: b"plain text",
+        Reason.UNKNOWN_SCHEMA: b"\xc3\x01" + b"\xee" * 8 + good[10:],
+        Reason.MALFORMED_AVRO: good[:-30],
+        Reason.UNKNOWN_SENDER: ENV.seal(document_message(sender="000.00.00.Z99"), stranger),
+        Reason.BAD_SIGNATURE: reencode(dataclasses.replace(envelope, content=bytes(flipped))),
+        Reason.CERTIFICATE_NOT_VALID: ENV.seal(document_message(sender=PARTY), expired),
+        Reason.SENDER_MISMATCH: ENV.seal(document_message(sender=MINISTRY_A), pki.signers[OFFICE]),
+        Reason.UNKNOWN_RECIPIENT: ENV.seal(document_message(recipients=("000.00.00.Z98",)), pki.signers[OFFICE]),
+        Reason.NO_RECIPIENTS: ENV.seal(document_message(recipients=()), pki.signers[OFFICE]),
+        Reason.MALFORMED_AGENCY_CODE: ENV.seal(document_message(recipients=("12.34",)), pki.signers[OFFICE]),
+        Reason.FROM_THE_FUTURE: ENV.seal(document_message(created_at=NOW + dt.timedelta(hours=1)),
+                                         pki.signers[OFFICE]),
+    }
+    for reason, value in cases.items():
+        decision = rejected(value, view)
+        assert decision.reason == reason, (reason, decision)
+        assert decision.detail
+
+
+def test_signature_under_another_agencys_certificate_name_is_bad() -> None:
+    pki, view = make_pki()
+    # Content claims MINISTRY_A and names MINISTRY_A's certificate, but OFFICE's key made the signature.
+    content = ENV.encode_content(document_message(sender=MINISTRY_A))
+    forged = ENV.codec.encode("gov.lienthong.Envelope", {
+        "content": content, "signature": pki.signers[OFFICE].sign(content),
+        "certificate_fingerprint": pki.signers[MINISTRY_A].certificate_fingerprint,
+        "signature_algorithm": "ECDSA_P256_SHA256"})
+    assert rejected(forged, view).reason == Reason.BAD_SIGNATURE
+
+
+def test_rejections_are_audited_with_what_is_known() -> None:
+    pki, view = make_pki()
+    decision = rejected(b"junk", view)
+    events = audit_events(decision, Position("t.ingress", 2, 5, NOW), NOW)
+    assert [e.event for e in events] == [AuditEventType.REJECTED]
+    assert events[0].reason_code == "not-single-object" and events[0].message_id is None
+
+
+def test_group_expansion_rules() -> None:
+    _, view = make_pki()
+    assert view.expand(["group:ministries"], sender=MINISTRY_A) == (MINISTRY_B,)
+    with pytest.raises(RoutingError) as err:
+        view.expand(["group:no-such-group"])
+    assert err.value.reason == Reason.UNKNOWN_RECIPIENT
+    with pytest.raises(RoutingError) as err:
+        view.expand([MINISTRY_A], sender=MINISTRY_A)
+    assert err.value.reason == Reason.NO_RECIPIENTS
