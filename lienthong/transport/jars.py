@@ -61,7 +61,8 @@ def fetch_jars(lock: Path, dest: Path, repo: str,
         target = dest / jar.filename
         cached = target.exists() and _sha256(target) == jar.sha256
         if not cached:
-            partial = target.with_suffix(".part")
+            # A name of its own, so that two processes fetching into one folder do not share a partial file.
+            partial = target.with_name(f"{target.name}.{os.getpid()}.part")
             try:
                 with urllib.request.urlopen(jar.url(repo), timeout=60) as response, partial.open("wb") as out:
                     while chunk := response.read(1 << 20):

@@ -1,0 +1,5 @@
+"""`python -m lienthong`, the same as the `lienthong` command."""
+
+from lienthong.cli.main import main
+
+main()
