@@ -8,6 +8,7 @@ import threading
 from lienthong.audit.events import AuditEvent
 from lienthong.audit.store import AuditStore
 from lienthong.errors import LienthongError
+from lienthong.metrics import ProjectorMetrics
 from lienthong.records import AUDIT_EVENT, audit_event_model
 from lienthong.transport.client import Subscriber
 from lienthong.wiring import Bus
@@ -18,17 +19,19 @@ log = logging.getLogger(__name__)
 class AuditProjector:
     """Reads committed audit events and writes each once; offsets are committed after the rows."""
 
-    def __init__(self, bus: Bus, store: AuditStore, consumer: Subscriber) -> None:
+    def __init__(self, bus: Bus, store: AuditStore, consumer: Subscriber,
+                 metrics: ProjectorMetrics | None = None) -> None:
         self.bus = bus
         self.store = store
         self.consumer = consumer
-        self.skipped = 0
+        self.metrics = metrics or ProjectorMetrics()
 
     @classmethod
-    def connect(cls, bus: Bus, store: AuditStore, group: str | None = None) -> AuditProjector:
+    def connect(cls, bus: Bus, store: AuditStore, group: str | None = None,
+                metrics: ProjectorMetrics | None = None) -> AuditProjector:
         consumer = Subscriber(bus.settings.bootstrap, [bus.topics.audit], group or bus.topics.projector_group(),
                               client_id="audit-projector")
-        return cls(bus, store, consumer)
+        return cls(bus, store, consumer, metrics)
 
     def run_once(self, timeout_ms: int = 500) -> int:
         records = self.consumer.poll(timeout_ms)
@@ -37,10 +40,11 @@ class AuditProjector:
             try:
                 events.append(audit_event_model(self.bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT)))
             except LienthongError as exc:
-                self.skipped += 1
+                self.metrics.events.labels("unreadable").inc()
                 log.error("audit record unreadable, skipped",
                           extra={"partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
         self.store.add(events)
+        self.metrics.events.labels("projected").inc(len(events))
         if records:
             self.consumer.commit()
         return len(events)

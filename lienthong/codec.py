@@ -41,11 +41,13 @@ class SingleObjectCodec:
         stream = io.BytesIO(data)
         stream.seek(HEADER_LEN)
         try:
-            record: dict[str, Any] = schemaless_reader(stream, writer.parsed, reader.parsed)
+            record = schemaless_reader(stream, writer.parsed, reader.parsed)
         except (EOFError, ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, OverflowError) as exc:
             raise DecodingError(f"truncated or malformed Avro body for {expected}: {exc!r}",
                                 reason=Reason.MALFORMED_AVRO, raw=bytes(data)) from exc
         if stream.tell() != len(data):
             raise DecodingError(f"{len(data) - stream.tell()} bytes left over after the {expected} record",
                                 reason=Reason.MALFORMED_AVRO, raw=bytes(data))
+        if not isinstance(record, dict):
+            raise DecodingError(f"{expected} did not decode to a record", reason=Reason.MALFORMED_AVRO, raw=bytes(data))
         return record

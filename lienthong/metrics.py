@@ -22,6 +22,15 @@ class RouterMetrics:
                                        buckets=BUCKETS, registry=self.registry)
 
 
+class ProjectorMetrics:
+    """What the audit projector counts."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.events = Counter("lienthong_projector_events_total", "Audit records read, by outcome",
+                              ["outcome"], registry=self.registry)
+
+
 class ReceiverMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()

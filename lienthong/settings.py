@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     broker_port: int = Field(9092, description="Port of the local broker's client listener.")
     controller_port: int = Field(9093, description="Port of the local broker's KRaft controller listener.")
     broker_start_timeout_s: float = Field(60.0, gt=0)
-    metrics_port: int | None = Field(None, description="Serve /metrics on 127.0.0.1:<port> from long-running processes.")
+    metrics_port: int | None = Field(None, description="Serve /metrics on <metrics_host>:<port> from services.")
     metrics_host: str = "127.0.0.1"
     router_batch_size: int = Field(500, ge=1)
     clock_skew_s: int = Field(300, ge=0, description="How far in the future a message's time may be.")

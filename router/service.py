@@ -33,8 +33,10 @@ class _Connections:
 
 
 def dlq_headers(record: Record, decision: Rejected) -> list[tuple[str, bytes]]:
-    kept = [(k, v) for k, v in record.headers.items() if k.startswith("ce_")]
-    return kept + [
+    # Keep what the sender set, so the record can be replayed as it came; our own headers cannot be forged.
+    kept = [(k, v) for k, v in record.headers.items() if not k.startswith("lienthong_")]
+    return [
+        *kept,
         ("lienthong_reason_code", decision.reason.value.encode()),
         ("lienthong_reason", decision.detail.encode()),
         ("lienthong_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
@@ -86,7 +88,7 @@ class Router:
         view = self.conn.follower.view
         try:
             decision: Decision = decide(record.value, view, self.bus.envelopes, now, self._skew)
-        except Exception as exc:  # noqa: BLE001 - a bug must not stop the bus; the record goes to the DLQ
+        except Exception as exc:
             log.exception("unexpected error deciding a record", extra={"offset": record.offset})
             decision = Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}")
         position = Position(record.topic, record.partition, record.offset,

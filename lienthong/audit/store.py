@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from lienthong.audit.events import AuditEvent, AuditEventType
 from lienthong.db import make_engine
+from lienthong.errors import ConfigurationError
 
 metadata = MetaData()
 
@@ -43,17 +44,17 @@ class AuditStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
-        dialect = self.engine.dialect.name
-        self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
-        if self._insert is None:
-            raise ValueError(f"audit store supports SQLite and PostgreSQL, not {dialect}")
+        self._dialect = self.engine.dialect.name
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise ConfigurationError(f"the audit store runs on SQLite or PostgreSQL, not {self._dialect}")
 
     def add(self, events: Iterable[AuditEvent]) -> None:
         """Insert the events whose event_id is new, in one transaction; known event_ids are skipped."""
         rows = [{**e.model_dump(), "event": e.event.value} for e in events]
         if not rows:
             return
-        stmt = self._insert(audit_events).on_conflict_do_nothing(index_elements=["event_id"])
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = insert(audit_events).on_conflict_do_nothing(index_elements=["event_id"])
         with self.engine.begin() as conn:
             conn.execute(stmt, rows)
 

@@ -58,7 +58,8 @@ def build_timeline(root_id: str, events: Iterable[AuditEvent]) -> Timeline:
             elif event.event == AuditEventType.ROUTED:
                 timeline.routed_at = event.at
             elif event.event == AuditEventType.DELIVERED and event.recipient:
-                timeline.recipients.setdefault(event.recipient, RecipientTimeline(event.recipient)).delivered_at = event.at
+                who = timeline.recipients.setdefault(event.recipient, RecipientTimeline(event.recipient))
+                who.delivered_at = event.at
         if event.event == AuditEventType.REJECTED:
             timeline.rejections.append(event)
         elif event.event == AuditEventType.STATUS and event.sender and event.status:

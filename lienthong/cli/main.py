@@ -97,7 +97,7 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a line, not a traceback
+    except Exception as exc:
         if os.environ.get("LIENTHONG_DEBUG"):
             raise
         print(f"lienthong: internal error: {exc!r} (set LIENTHONG_DEBUG=1 for the traceback)", file=sys.stderr)

@@ -13,7 +13,7 @@ from lienthong import logs
 from lienthong.audit.store import AuditStore
 from lienthong.cli.common import bus, out
 from lienthong.db import display_url
-from lienthong.metrics import RouterMetrics, serve
+from lienthong.metrics import ProjectorMetrics, RouterMetrics, serve
 from router.service import Router
 
 router_app = typer.Typer(help="The routing service.", no_args_is_help=True)
@@ -54,7 +54,10 @@ def run_projector(ctx: typer.Context, verbose: bool = typer.Option(False, "--ver
     logs.configure(logging.INFO if verbose else logging.WARNING)
     b = bus(ctx)
     store = AuditStore(b.settings.audit_db_url())
-    projector = AuditProjector.connect(b, store)
+    metrics = ProjectorMetrics()
+    if b.settings.metrics_port:
+        serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
+    projector = AuditProjector.connect(b, store, metrics=metrics)
     stop = _stop_on_signals()
     out.print(f"audit projector consuming {b.topics.audit} into {display_url(b.settings.audit_db_url())}")
     try:

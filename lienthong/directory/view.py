@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from cryptography import x509
 
-from lienthong.agencies import KIND_GROUPS, GROUP_PREFIX, Agency, check_address, is_group_address
+from lienthong.agencies import GROUP_PREFIX, KIND_GROUPS, Agency, check_address, is_group_address
 from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry
 from lienthong.envelope import TrustedCertificate
 from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
@@ -36,7 +36,12 @@ class DirectoryView:
 
     def remove(self, key: str) -> None:
         kind, _, ident = key.partition(":")
-        {"agency": self.agencies, "group": self.groups, "certificate": self.certificates}.get(kind, {}).pop(ident, None)
+        if kind == "agency":
+            self.agencies.pop(ident, None)
+        elif kind == "group":
+            self.groups.pop(ident, None)
+        elif kind == "certificate":
+            self.certificates.pop(ident, None)
 
     def certificate(self, fingerprint: str) -> TrustedCertificate:
         try:

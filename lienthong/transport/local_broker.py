@@ -152,15 +152,19 @@ class LocalBroker:
         answering = pid is not None and broker_answers(self.bootstrap, timeout_s=3.0)
         return BrokerStatus(pid is not None, pid, answering, self.bootstrap)
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            text = ""
-        stdout = self.folder / "logs" / "stdout.log"
-        if stdout.exists():
-            text += stdout.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+    def log_tail(self, lines: int = 20) -> str:
+        """The first ERROR lines of the broker log (what went wrong), then its last lines."""
+        text = ""
+        for path in (self.log_file, self.folder / "logs" / "stdout.log"):
+            if path.exists():
+                text += path.read_text(encoding="utf-8", errors="replace")
+        all_lines = text.splitlines()
+        errors: list[str] = []
+        for index, line in enumerate(all_lines):
+            if (" ERROR " in line or line.startswith("Error")) and len(errors) < 6:
+                errors.extend(all_lines[index:index + 2])  # the error and the exception that says why
+        tail = [line for line in all_lines[-lines:] if line not in errors]
+        return "\n".join(errors + (["..."] if errors and tail else []) + tail)
 
     def up(self, progress: Callable[[PinnedJar, bool], None] | None = None) -> BrokerStatus:
         """Start the broker unless it already runs, and wait until it answers metadata requests."""

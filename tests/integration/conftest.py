@@ -38,20 +38,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def make_test_broker(folder: Path, **options: float) -> LocalBroker:
+    """A LocalBroker on free ports, sharing the jar cache of `lienthong kafka fetch`."""
+    return LocalBroker(folder, port=free_port(), controller_port=free_port(), libs=REPO / "var" / "kafka" / "libs",
+                       maven_repo=os.environ.get("LIENTHONG_MAVEN_REPO", "https://repo1.maven.org/maven2"),
+                       **options)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def local_broker() -> Iterator[LocalBroker | None]:
+    """The broker this session started, or None when LIENTHONG_BOOTSTRAP names one."""
     if os.environ.get("LIENTHONG_BOOTSTRAP"):
-        yield os.environ["LIENTHONG_BOOTSTRAP"]
+        yield None
         return
     folder = REPO / "var" / "test-broker"
     shutil.rmtree(folder, ignore_errors=True)
-    broker = LocalBroker(folder, port=free_port(), controller_port=free_port(), libs=REPO / "var" / "kafka" / "libs",
-                         maven_repo=os.environ.get("LIENTHONG_MAVEN_REPO", "https://repo1.maven.org/maven2"))
+    broker = make_test_broker(folder)
     broker.up()
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_broker: LocalBroker | None) -> str:
+    return local_broker.bootstrap if local_broker else os.environ["LIENTHONG_BOOTSTRAP"]
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 30.0) -> T:

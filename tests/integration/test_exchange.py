@@ -59,7 +59,8 @@ def test_document_reaches_every_recipient_and_every_answer_comes_back(harness: B
 
     def settled():  # type: ignore[no-untyped-def]
         t = build_timeline(doc.document_id, harness.audit.events(doc.document_id))
-        return t if len(t.recipients) == 3 and not t.waiting and sum(len(r.steps) for r in t.recipients.values()) == 7 else None
+        steps = sum(len(r.steps) for r in t.recipients.values())
+        return t if len(t.recipients) == 3 and not t.waiting and steps == 7 else None
 
     timeline = wait_for("the audit timeline to show every answer", settled)
     assert timeline.sender == OFFICE and timeline.message_id == sent.message_id

@@ -68,5 +68,5 @@ def test_truncated_and_padded_bodies_are_refused() -> None:
 
 def test_a_record_of_another_schema_is_refused() -> None:
     data = CODEC.encode(SIGNED_CONTENT, message_record(document_message()))
-    with pytest.raises(DecodingError, match="expected a gov.lienthong.Envelope"):
+    with pytest.raises(DecodingError, match=r"expected a gov\.lienthong\.Envelope"):
         CODEC.decode(data, ENVELOPE)

@@ -102,7 +102,7 @@ def test_signature_under_another_agencys_certificate_name_is_bad() -> None:
 
 
 def test_rejections_are_audited_with_what_is_known() -> None:
-    pki, view = make_pki()
+    _, view = make_pki()
     decision = rejected(b"junk", view)
     events = audit_events(decision, Position("t.ingress", 2, 5, NOW), NOW)
     assert [e.event for e in events] == [AuditEventType.REJECTED]

@@ -27,7 +27,8 @@ def test_timeline_per_recipient_names_who_has_not_answered() -> None:
         ev(1, E.SUBMITTED), ev(2, E.ROUTED),
         ev(3, E.DELIVERED, recipient=MINISTRY_A), ev(4, E.DELIVERED, recipient=MINISTRY_B),
         ev(5, E.DELIVERED, recipient=PROVINCE),
-        ev(6, E.STATUS, MINISTRY_A, OFFICE, "01", "STATUS_NOTICE"), ev(7, E.STATUS, MINISTRY_A, OFFICE, "03", "STATUS_NOTICE"),
+        ev(6, E.STATUS, MINISTRY_A, OFFICE, "01", "STATUS_NOTICE"),
+        ev(7, E.STATUS, MINISTRY_A, OFFICE, "03", "STATUS_NOTICE"),
         ev(8, E.STATUS, MINISTRY_B, OFFICE, "01", "STATUS_NOTICE"),
         ev(9, E.STATUS, PROVINCE, OFFICE, "02", "STATUS_NOTICE", reason="sai thẩm quyền"),
     ]

@@ -1,0 +1,41 @@
+# lienthong: `make demo` and `make test` set up what they need on a fresh machine (Python 3.11+, Java 17+).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install jars demo test unit integration lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lienthong needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The pinned Kafka jars, from Maven Central, checked against their SHA-256.
+jars: install
+	$(BIN)/lienthong kafka fetch
+
+## Start a local broker, create sample agencies, exchange a document, print the audit timeline.
+demo: jars
+	$(BIN)/lienthong demo
+
+## The whole suite: unit tests, then integration tests on a real broker the suite starts and stops.
+test: jars
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: jars
+	$(BIN)/pytest tests/integration tests/interop
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
