@@ -17,6 +17,7 @@ from lienthong.metrics import ReceiverMetrics
 from lienthong.notices import StatusCode, StatusNotice, check_transition
 from lienthong.transport.client import Record, Subscriber
 from lienthong.wiring import Bus
+from producers.connect import gateway as connect_gateway
 from producers.gateway import Gateway, Sent
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,9 @@ class Receiver:
     def connect(cls, bus: Bus, agency: str) -> Receiver:
         """A receiver for `agency` with its key from the keystore and its store under the inbox folder."""
         bus.directory_store().agency(agency)
-        signer = bus.keystore().signer(agency)
+        gateway = connect_gateway(bus, agency)
         follower = bus.directory_follower()
         follower.catch_up()
-        gateway = Gateway(signer, agency, bus.publisher(client_id=f"receiver-{agency}"), bus.envelopes,
-                          bus.topics, bus.settings.max_message_bytes)
         consumer = Subscriber(bus.settings.bootstrap, [bus.topics.inbox(agency)], bus.topics.receiver_group(agency),
                               client_id=f"receiver-{agency}")
         return cls(bus, agency, InboxStore(bus.settings.inbox_dir / agency), gateway, follower, consumer)

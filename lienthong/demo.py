@@ -17,7 +17,7 @@ from lienthong.notices import StatusCode
 from lienthong.provisioning import add_agency, publish_directory
 from lienthong.wiring import Bus
 from producers.builder import new_document
-from producers.gateway import Gateway
+from producers.connect import gateway as connect_gateway
 from router.service import Router
 
 GOVERNMENT_OFFICE = "000.00.00.G22"
@@ -93,8 +93,7 @@ def run_demo(bus: Bus, say: Callable[[str], None], timeout_s: float = 120.0) -> 
             subject="Triển khai thí điểm trục liên thông văn bản lienthong",
             summary="Đề nghị các bộ, địa phương phối hợp thử nghiệm gửi nhận văn bản điện tử qua lienthong.",
             signer_name="Nguyễn Văn A", signer_position="Phó Chủ nhiệm")
-        gateway = Gateway(office.gateway.signer, GOVERNMENT_OFFICE, bus.publisher(client_id="demo-gateway"),
-                          bus.envelopes, bus.topics, bus.settings.max_message_bytes)
+        gateway = connect_gateway(bus, GOVERNMENT_OFFICE)
         try:
             sent = gateway.send_document(document, ["group:ministries", "group:provinces"])
         finally:

@@ -29,6 +29,8 @@ class Reason(StrEnum):
     WRONG_KIND = "wrong-kind"
     FROM_THE_FUTURE = "from-the-future"
     INTERNAL_ERROR = "internal-error"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
 
 
 class LienthongError(Exception):

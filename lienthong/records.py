@@ -30,6 +30,7 @@ SIGNED_CONTENT = "gov.lienthong.SignedContent"
 ENVELOPE = "gov.lienthong.Envelope"
 AUDIT_EVENT = "gov.lienthong.AuditEvent"
 DIRECTORY_ENTRY = "gov.lienthong.DirectoryEntry"
+SEEN_MESSAGE = "gov.lienthong.SeenMessage"
 
 
 def to_millis(value: dt.datetime) -> int:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("lienthong", description="Prefix of every bus topic.")
     directory_url: str | None = Field(None, description="SQLAlchemy URL of the directory (default: SQLite in home).")
     audit_url: str | None = Field(None, description="SQLAlchemy URL of the audit store (default: SQLite in home).")
+    outbox_url: str | None = Field(None, description="SQLAlchemy URL of the gateway outbox (default: SQLite in home).")
     max_message_bytes: int = Field(1_000_000, description="Largest record the gateway will publish.")
     ingress_partitions: int = Field(3, ge=1)
     replication_factor: int = Field(1, ge=1)
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, description="Serve /metrics on <metrics_host>:<port> from services.")
     metrics_host: str = "127.0.0.1"
     router_batch_size: int = Field(500, ge=1)
+    router_session_timeout_ms: int = Field(10_000, ge=6_000, description="How soon the group notices a dead router.")
+    router_transaction_timeout_ms: int = Field(15_000, ge=1_000,
+                                               description="How soon a dead router's open transaction is aborted.")
+    duplicate_window_s: int = Field(7 * 24 * 3600, ge=60,
+                                    description="How long delivered message ids are remembered; older messages "
+                                    "are refused as stale.")
     clock_skew_s: int = Field(300, ge=0, description="How far in the future a message's time may be.")
 
     @model_validator(mode="after")

@@ -27,6 +27,11 @@ class Topics:
     def directory(self) -> str:
         return f"{self.prefix}.directory"
 
+    @property
+    def router_seen(self) -> str:
+        """Message ids the routers delivered, one partition per ingress partition, kept for the window."""
+        return f"{self.prefix}.router.seen"
+
     def inbox(self, agency: str) -> str:
         return f"{self.prefix}.inbox.{check_agency_code(agency)}"
 

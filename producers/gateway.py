@@ -1,10 +1,11 @@
-"""The agency gateway: builds a message, signs it, publishes it to ingress, returns once the broker has it."""
+"""The agency gateway: builds a message, signs it, and hands it to a sink that publishes it to ingress."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from lienthong.agencies import check_address
 from lienthong.documents import OfficialDocument
@@ -15,19 +16,69 @@ from lienthong.notices import StatusNotice
 from lienthong.signing import Signer
 from lienthong.topics import Topics
 from lienthong.transport.client import Outgoing, Publisher
+from producers.outbox import Outbox, Relay
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Sent:
-    """What the broker acknowledged."""
+    """What became of a message: published (with its ingress position) or queued in the outbox."""
 
     message_id: str
     root_id: str
-    partition: int
-    offset: int
     size: int
+    partition: int | None = None
+    offset: int | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.offset is None
+
+
+class Sink(Protocol):
+    """Where a gateway's signed records go."""
+
+    def submit(self, header: MessageHeader, record: Outgoing) -> Sent: ...
+
+    def close(self) -> None: ...
+
+
+class DirectSink:
+    """Publish and wait for the broker's acknowledgement; fails if the broker is unreachable."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+
+    def submit(self, header: MessageHeader, record: Outgoing) -> Sent:
+        partition, offset = self._publisher.send_and_wait(record)
+        return Sent(header.message_id, header.root_id, len(record.value or b""), partition, offset)
+
+    def close(self) -> None:
+        self._publisher.close()
+
+
+class OutboxSink:
+    """Store first, then try to publish for up to `wait_s`; a message the broker did not take stays queued."""
+
+    def __init__(self, box: Outbox, relay: Relay, agency: str, wait_s: float = 10.0) -> None:
+        self.outbox = box
+        self.relay = relay
+        self._agency = agency
+        self._wait_s = wait_s
+
+    def submit(self, header: MessageHeader, record: Outgoing) -> Sent:
+        self.outbox.add(header.message_id, self._agency, header.root_id, record)
+        self.relay.flush(self._wait_s)
+        entry = self.outbox.entry(header.message_id)
+        size = len(record.value or b"")
+        if entry is not None and entry.sent_at is not None:
+            return Sent(header.message_id, header.root_id, size, entry.partition, entry.offset)
+        return Sent(header.message_id, header.root_id, size)
+
+    def close(self) -> None:
+        self.relay.close()
+        self.outbox.close()
 
 
 def cloud_event_headers(header: MessageHeader) -> list[tuple[str, bytes]]:
@@ -43,13 +94,13 @@ def cloud_event_headers(header: MessageHeader) -> list[tuple[str, bytes]]:
 
 
 class Gateway:
-    """Publishes signed messages for one agency."""
+    """Signs and publishes messages for one agency."""
 
-    def __init__(self, signer: Signer, sender: str, publisher: Publisher, envelopes: EnvelopeCodec,
+    def __init__(self, signer: Signer, sender: str, sink: Sink, envelopes: EnvelopeCodec,
                  topics: Topics, max_message_bytes: int) -> None:
         self.signer = signer
         self.sender = sender
-        self._publisher = publisher
+        self.sink = sink
         self._envelopes = envelopes
         self._topics = topics
         self._max = max_message_bytes
@@ -67,11 +118,12 @@ class Gateway:
     def publish(self, message: Message) -> Sent:
         value = self.seal(message)
         header = message.header
-        partition, offset = self._publisher.send_and_wait(Outgoing(
-            self._topics.ingress, value, header.root_id.encode(), cloud_event_headers(header)))
-        log.info("published", extra={"message_id": header.message_id, "root_id": header.root_id,
-                                     "partition": partition, "offset": offset})
-        return Sent(header.message_id, header.root_id, partition, offset, len(value))
+        sent = self.sink.submit(header, Outgoing(self._topics.ingress, value, header.root_id.encode(),
+                                                 cloud_event_headers(header)))
+        log.info("queued" if sent.queued else "published",
+                 extra={"message_id": header.message_id, "root_id": header.root_id, "partition": sent.partition,
+                        "offset": sent.offset})
+        return sent
 
     def send_document(self, document: OfficialDocument, recipients: Sequence[str]) -> Sent:
         if not recipients:
@@ -88,4 +140,4 @@ class Gateway:
         return self.publish(Message(header=header, payload=notice))
 
     def close(self) -> None:
-        self._publisher.close()
+        self.sink.close()

@@ -27,6 +27,7 @@ class Rejected:
     reason: Reason
     detail: str
     message: Message | None = None
+    to_dlq: bool = True  # a duplicate is recorded in the audit but is no error to look at
 
 
 Decision = Accepted | Rejected
@@ -48,8 +49,12 @@ def authorize(message: Message, directory: DirectoryView) -> tuple[str, ...]:
 
 
 def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCodec, now: dt.datetime,
-           clock_skew: dt.timedelta) -> Decision:
-    """Read, verify, decode and authorize one ingress record."""
+           clock_skew: dt.timedelta, window: dt.timedelta = dt.timedelta(days=7)) -> Decision:
+    """Read, verify, decode and authorize one ingress record.
+
+    A message older than the duplicate window is refused as stale: the router no longer remembers its id, so
+    it could not tell a replay from a first delivery.
+    """
     message: Message | None = None
     try:
         envelope = envelopes.read(ensure_bytes(value))
@@ -61,9 +66,19 @@ def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCod
         if message.header.created_at > now + clock_skew:
             raise AuthorizationError(f"message time {message.header.created_at:%Y-%m-%d %H:%M:%S} UTC is in the "
                                      "future", reason=Reason.FROM_THE_FUTURE)
+        if message.header.created_at < now - window:
+            raise AuthorizationError(f"message time {message.header.created_at:%Y-%m-%d %H:%M:%S} UTC is older than "
+                                     f"the duplicate window of {window}; send it again as a new message",
+                                     reason=Reason.STALE)
         return Accepted(envelope, message, authorize(message, directory))
     except LienthongError as exc:
         return Rejected(exc.reason, exc.message, message)
+
+
+def as_duplicate(decision: Accepted) -> Rejected:
+    """What a verified message becomes when its id was delivered before."""
+    return Rejected(Reason.DUPLICATE, f"message {decision.message.header.message_id} was delivered before; "
+                    "not delivered again", decision.message, to_dlq=False)
 
 
 @dataclass(frozen=True)

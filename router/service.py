@@ -1,4 +1,5 @@
-"""The router loop: poll ingress, decide, and commit deliveries, audit events, DLQ records and offsets together."""
+"""The router loop: poll ingress, decide, and commit deliveries, audit events, DLQ records, the ids it has
+delivered and the consumed offsets in one Kafka transaction."""
 
 from __future__ import annotations
 
@@ -6,20 +7,21 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from lienthong.agencies import check_agency_code
 from lienthong.audit.events import AuditEvent
 from lienthong.directory.entries import AgencyEntry
 from lienthong.directory.sync import DirectoryFollower
-from lienthong.errors import BrokerError, FencedError, Reason
+from lienthong.errors import BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import AUDIT_EVENT, audit_event_record
-from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber
+from lienthong.records import AUDIT_EVENT, SEEN_MESSAGE, audit_event_record, to_millis
+from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, TopicReader
 from lienthong.wiring import Bus
-from router.decisions import Accepted, Decision, Position, Rejected, audit_events, decide
+from router.decisions import Accepted, Decision, Position, Rejected, as_duplicate, audit_events, decide
+from router.dedupe import SeenIds
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ class _Connections:
     follower: DirectoryFollower
     consumer: Subscriber
     producer: Publisher
+    seen: SeenIds
 
 
 def dlq_headers(record: Record, decision: Rejected) -> list[tuple[str, bytes]]:
@@ -44,7 +47,11 @@ def dlq_headers(record: Record, decision: Rejected) -> list[tuple[str, bytes]]:
 
 
 class Router:
-    """One router instance; several in one group share the ingress partitions."""
+    """One router instance; several in one group share the ingress partitions.
+
+    The instance name is its static group membership and its transactional id: a restarted instance takes its
+    partitions back at once and fences whatever its previous incarnation left open.
+    """
 
     def __init__(self, bus: Bus, instance: str = "router-1", metrics: RouterMetrics | None = None,
                  clock: Callable[[], dt.datetime] = utc_now) -> None:
@@ -52,8 +59,11 @@ class Router:
         self.instance = instance
         self.metrics = metrics or RouterMetrics()
         self.clock = clock
-        self._skew = dt.timedelta(seconds=bus.settings.clock_skew_s)
+        settings = bus.settings
+        self._skew = dt.timedelta(seconds=settings.clock_skew_s)
+        self._window = dt.timedelta(seconds=settings.duplicate_window_s)
         self._conn: _Connections | None = None
+        self._pruned_at = time.monotonic()
         self.ready = threading.Event()
 
     @property
@@ -65,17 +75,39 @@ class Router:
     def _transactional_id(self) -> str:
         return f"{self.bus.topics.prefix}.{self.instance}"
 
+    def _publisher(self) -> Publisher:
+        return self.bus.publisher(self._transactional_id(), client_id=self.instance,
+                                  transaction_timeout_ms=self.bus.settings.router_transaction_timeout_ms)
+
+    def _load_seen(self, partition: int) -> Iterator[tuple[str, int]]:
+        """The ids delivered from one ingress partition within the window, from the seen topic."""
+        since = to_millis(self.clock() - self._window)
+        reader = TopicReader(self.bus.settings.bootstrap, self.bus.topics.router_seen, partitions=[partition],
+                             since_ms=since)
+        try:
+            for record in reader.read_to_end():
+                try:
+                    seen = self.bus.envelopes.codec.decode(record.value or b"", SEEN_MESSAGE)
+                except LienthongError:
+                    log.error("unreadable seen record skipped", extra={"offset": record.offset})
+                    continue
+                yield seen["message_id"], seen["created_at"]
+        finally:
+            reader.close()
+
     def start(self) -> None:
-        bus = self.bus
+        bus, settings = self.bus, self.bus.settings
         admin = bus.admin()
         bus.ensure_core_topics(admin)
         follower = bus.directory_follower()
         entries = follower.catch_up()
         bus.ensure_inboxes(admin, [e.code for e in entries if isinstance(e, AgencyEntry)])
-        producer = bus.publisher(self._transactional_id(), client_id=self.instance)
-        consumer = Subscriber(bus.settings.bootstrap, [bus.topics.ingress], bus.topics.router_group(),
-                              client_id=self.instance, max_poll_records=bus.settings.router_batch_size)
-        self._conn = _Connections(admin, follower, consumer, producer)
+        producer = self._publisher()
+        consumer = Subscriber(settings.bootstrap, [bus.topics.ingress], bus.topics.router_group(),
+                              client_id=self.instance, max_poll_records=settings.router_batch_size,
+                              instance_id=self.instance, session_timeout_ms=settings.router_session_timeout_ms)
+        seen = SeenIds(lambda p: list(self._load_seen(p)), settings.duplicate_window_s * 1000)
+        self._conn = _Connections(admin, follower, consumer, producer, seen)
         log.info("router started", extra={"instance": self.instance, "agencies": len(follower.view.agencies)})
 
     def _follow_directory(self) -> None:
@@ -85,16 +117,24 @@ class Router:
 
     def route(self, record: Record, now: dt.datetime) -> list[Outgoing]:
         """Everything one ingress record turns into: deliveries or a DLQ record, and its audit events."""
-        view = self.conn.follower.view
         try:
-            decision: Decision = decide(record.value, view, self.bus.envelopes, now, self._skew)
+            decision: Decision = decide(record.value, self.conn.follower.view, self.bus.envelopes, now,
+                                        self._skew, self._window)
         except Exception as exc:
             log.exception("unexpected error deciding a record", extra={"offset": record.offset})
             decision = Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}")
-        position = Position(record.topic, record.partition, record.offset,
-                            dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
-        topics = self.bus.topics
+        topics, seen = self.bus.topics, self.conn.seen
         out: list[Outgoing] = []
+        if isinstance(decision, Accepted):
+            header = decision.message.header
+            if seen.seen(record.partition, header.message_id):
+                decision = as_duplicate(decision)
+            else:
+                seen.add(record.partition, header.message_id, to_millis(header.created_at))
+                out.append(Outgoing(topics.router_seen, self.bus.envelopes.codec.encode(SEEN_MESSAGE, {
+                    "message_id": header.message_id, "root_id": header.root_id,
+                    "created_at": to_millis(header.created_at), "ingress_offset": record.offset,
+                }), header.message_id.encode(), partition=record.partition))
         if isinstance(decision, Accepted):
             headers = list(record.headers.items())
             for recipient in decision.recipients:
@@ -102,10 +142,13 @@ class Router:
             self.metrics.messages.labels("routed", "").inc()
             self.metrics.deliveries.inc(len(decision.recipients))
         else:
-            out.append(Outgoing(topics.dlq, record.value, record.key, dlq_headers(record, decision)))
+            if decision.to_dlq:
+                out.append(Outgoing(topics.dlq, record.value, record.key, dlq_headers(record, decision)))
             self.metrics.messages.labels("rejected", decision.reason.value).inc()
             log.info("rejected", extra={"offset": record.offset, "partition": record.partition,
                                         "reason": decision.reason.value, "detail": decision.detail})
+        position = Position(record.topic, record.partition, record.offset,
+                            dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
         out.extend(self._audit(e) for e in audit_events(decision, position, now))
         return out
 
@@ -115,46 +158,63 @@ class Router:
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and commit it in one transaction; returns the number of ingress records handled."""
-        consumer, producer = self.conn.consumer, self.conn.producer
+        conn = self.conn
         self._follow_directory()
-        records = consumer.poll(timeout_ms)
+        records = conn.consumer.poll(timeout_ms)
+        conn.seen.forget(r.partition for r in conn.consumer.take_revoked())
         if not records:
             return 0
         started = time.perf_counter()
         now = self.clock()
         try:
-            producer.begin()
+            conn.producer.begin()
             for record in records:
                 for outgoing in self.route(record, now):
-                    producer.send(outgoing)
-            producer.commit(consumer)
+                    conn.producer.send(outgoing)
+            conn.producer.commit(conn.consumer)
         except FencedError:
             raise
         except BrokerError as exc:
             self.metrics.transactions.labels("aborted").inc()
             log.warning("transaction failed, rewinding to the last commit", extra={"error": str(exc)})
+            conn.seen.forget()
             try:
-                producer.abort()
+                conn.producer.abort()
             except BrokerError:
                 log.warning("abort failed; replacing the producer")
-                producer.close(1)
-                self.conn.producer = self.bus.publisher(self._transactional_id(), client_id=self.instance)
-            consumer.rewind_to_committed()
+                conn.producer.close(1)
+                conn.producer = self._publisher()
+            conn.consumer.rewind_to_committed()
             return 0
         self.metrics.transactions.labels("committed").inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if time.monotonic() - self._pruned_at > 60:
+            conn.seen.prune(to_millis(now))
+            self._pruned_at = time.monotonic()
         return len(records)
 
-    def run(self, stop: threading.Event) -> None:
-        """Route until stop is set."""
-        if self._conn is None:
-            self.start()
-        self.ready.set()
+    def run(self, stop: threading.Event, retry_s: float = 2.0) -> None:
+        """Route until stop is set. A broker outage is waited out, reconnecting; being fenced ends the run."""
         while not stop.is_set():
-            self.run_once()
+            try:
+                if self._conn is None:
+                    self.start()
+                self.ready.set()
+                while not stop.is_set():
+                    self.run_once()
+            except FencedError:
+                log.error("fenced by a newer instance with the same name; stopping", extra={"instance": self.instance})
+                raise
+            except BrokerError as exc:
+                log.warning("broker trouble; reconnecting", extra={"error": str(exc), "retry_s": retry_s})
+                self.close()
+                stop.wait(retry_s)
 
     def close(self) -> None:
         if self._conn is not None:
             for part in (self._conn.consumer, self._conn.producer, self._conn.follower, self._conn.admin):
-                part.close()
+                try:
+                    part.close()
+                except (LienthongError, OSError) as exc:
+                    log.warning("close failed", extra={"error": repr(exc)})
             self._conn = None

@@ -14,15 +14,21 @@ from lienthong.documents import Priority
 from lienthong.notices import StatusCode
 from lienthong.wiring import Bus
 from producers.builder import new_document, read_attachments
+from producers.connect import gateway as connect_gateway
+from producers.connect import outbox_url, relay_for
 from producers.gateway import Gateway
+from producers.outbox import Outbox
 
 inbox_app = typer.Typer(help="Read an agency's inbox and answer with status notices.", no_args_is_help=True)
 
 
 def gateway_for(b: Bus, agency: str) -> Gateway:
-    b.directory_store().agency(agency)
-    return Gateway(b.keystore().signer(agency), agency, b.publisher(client_id=f"gateway-{agency}"),
-                   b.envelopes, b.topics, b.settings.max_message_bytes)
+    store = b.directory_store()
+    try:
+        store.agency(agency)
+    finally:
+        store.close()
+    return connect_gateway(b, agency, outbox=True)
 
 
 def send(ctx: typer.Context,
@@ -36,7 +42,7 @@ def send(ctx: typer.Context,
          priority: int = typer.Option(0, "--priority", min=0, max=4, help="0 normal … 4 express at a set time"),
          attach: list[Path] = typer.Option([], "--attach", help="A file to attach; repeat for more"),
          ) -> None:
-    """Sign a document and publish it; prints the message id once the broker has acknowledged it."""
+    """Sign a document, keep it in the outbox and publish it; says whether the broker has it or it waits."""
     check_agency_code(sender)
     for address in to:
         check_address(address)
@@ -48,8 +54,66 @@ def send(ctx: typer.Context,
         sent = gateway.send_document(document, to)
     finally:
         gateway.close()
+    if sent.queued:
+        out.print(f"queued {document.document_id} as message {sent.message_id} ({sent.size:,} bytes): the broker "
+                  "did not take it now; `lienthong outbox relay` publishes it when the broker is back")
+        return
     out.print(f"sent {document.document_id} as message {sent.message_id} "
               f"({sent.size:,} bytes, ingress partition {sent.partition} offset {sent.offset})")
+
+
+outbox_app = typer.Typer(help="The gateway outbox: signed messages waiting for the broker.",
+                         invoke_without_command=True)
+
+
+@outbox_app.callback()
+def outbox_default(ctx: typer.Context) -> None:
+    """Show what is waiting (the same as `lienthong outbox list`)."""
+    if ctx.invoked_subcommand is None:
+        list_outbox(ctx, include_sent=False, as_json=False)
+
+
+@outbox_app.command("list")
+def list_outbox(ctx: typer.Context, include_sent: bool = typer.Option(False, "--all", help="Show sent ones too"),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the messages in the outbox, oldest first."""
+    box = Outbox(outbox_url(bus(ctx)))
+    entries = box.entries(include_sent=include_sent)
+    box.close()
+    if as_json:
+        emit_json([{k: v for k, v in e.__dict__.items() if k != "outgoing"} for e in entries])
+        return
+    waiting = sum(1 for e in entries if e.sent_at is None)
+    table(f"outbox: {waiting} waiting", ["queued", "agency", "document", "message", "sent", "attempts", "last error"],
+          [[e.queued_at.strftime("%Y-%m-%d %H:%M:%S"), e.agency, e.root_id, e.message_id,
+            e.sent_at.strftime("%H:%M:%S") if e.sent_at else "waiting", e.attempts, e.last_error or ""]
+           for e in entries])
+
+
+@outbox_app.command("relay")
+def relay(ctx: typer.Context,
+          follow: bool = typer.Option(False, "--follow", help="Keep relaying until interrupted"),
+          interval: float = typer.Option(2.0, "--interval", help="Seconds between attempts with --follow")) -> None:
+    """Publish what waits in the outbox, oldest first; exit 1 if some still wait (without --follow)."""
+    b = bus(ctx)
+    box = Outbox(outbox_url(b))
+    relay = relay_for(b, box)
+    try:
+        while True:
+            result = relay.flush()
+            if result.published or result.error or not follow:
+                note = f"; still waiting: {result.waiting} ({result.error})" if result.waiting else ""
+                out.print(f"published {result.published}{note}")
+            if not follow:
+                if result.waiting:
+                    raise typer.Exit(1)
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        relay.close()
+        box.close()
 
 
 def _describe(item: Received) -> list[str]:

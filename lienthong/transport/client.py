@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, ProducerFencedError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
@@ -35,12 +35,13 @@ class Record:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A record to publish."""
+    """A record to publish; partition None lets the key choose it."""
 
     topic: str
     value: bytes | None
     key: bytes | None = None
     headers: Headers = ()
+    partition: int | None = None
 
 
 def _to_record(raw: Any) -> Record:
@@ -53,7 +54,8 @@ class Publisher:
 
     def __init__(self, bootstrap: str, *, transactional_id: str | None = None, client_id: str = "lienthong",
                  max_request_size: int = 1_048_576, linger_ms: int = 5,
-                 max_block_ms: int = 60_000, delivery_timeout_ms: int = 120_000) -> None:
+                 max_block_ms: int = 60_000, delivery_timeout_ms: int = 120_000,
+                 transaction_timeout_ms: int = 60_000) -> None:
         config: dict[str, Any] = dict(
             bootstrap_servers=bootstrap.split(","), client_id=client_id, acks="all",
             enable_idempotence=True, max_request_size=max_request_size, linger_ms=linger_ms,
@@ -62,6 +64,7 @@ class Publisher:
         )
         if transactional_id:
             config["transactional_id"] = transactional_id
+            config["transaction_timeout_ms"] = transaction_timeout_ms
         try:
             self._producer = KafkaProducer(**config)
         except KafkaError as exc:
@@ -82,7 +85,7 @@ class Publisher:
         """Queue a record; returns a future whose .get() raises on failure."""
         try:
             return self._producer.send(record.topic, value=record.value, key=record.key,
-                                       headers=list(record.headers))
+                                       headers=list(record.headers), partition=record.partition)
         except KafkaError as exc:
             raise BrokerError(f"cannot publish to {record.topic}: {exc!r}") from exc
 
@@ -125,21 +128,47 @@ class PartitionRef:
     partition: int
 
 
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the owner which partitions it gained and lost; runs on the client's IO loop, so it only records."""
+
+    def __init__(self) -> None:
+        self.revoked: set[PartitionRef] = set()
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.revoked |= {PartitionRef(tp.topic, tp.partition) for tp in revoked}
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.on_partitions_revoked(lost)
+
+
 class Subscriber:
     """A consumer in a group, reading committed records only."""
 
     def __init__(self, bootstrap: str, topics: Iterable[str], group: str, *, client_id: str = "lienthong",
                  read_committed: bool = True, max_poll_records: int = 500,
-                 auto_offset_reset: str = "earliest") -> None:
+                 auto_offset_reset: str = "earliest", instance_id: str | None = None,
+                 session_timeout_ms: int = 45_000) -> None:
+        self._listener = _Listener()
         try:
             self._consumer = KafkaConsumer(
-                *topics, bootstrap_servers=bootstrap.split(","), group_id=group, client_id=client_id,
+                bootstrap_servers=bootstrap.split(","), group_id=group, client_id=client_id,
                 enable_auto_commit=False, auto_offset_reset=auto_offset_reset,
                 isolation_level="read_committed" if read_committed else "read_uncommitted",
-                max_poll_records=max_poll_records,
+                max_poll_records=max_poll_records, group_instance_id=instance_id,
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=max(1000, session_timeout_ms // 5),
             )
+            self._consumer.subscribe(list(topics), listener=self._listener)
         except KafkaError as exc:
             raise BrokerError(f"cannot connect a consumer to {bootstrap}: {exc}") from exc
+
+    def take_revoked(self) -> set[PartitionRef]:
+        """Partitions revoked or lost since the last call."""
+        revoked, self._listener.revoked = self._listener.revoked, set()
+        return revoked
 
     def poll(self, timeout_ms: int = 500) -> list[Record]:
         try:
@@ -180,23 +209,35 @@ class Subscriber:
 
 
 class TopicReader:
-    """Reads whole topics from the beginning without a group: the directory and audit followers."""
+    """Reads a topic (or some of its partitions) from the beginning or from a time, without a group."""
 
-    def __init__(self, bootstrap: str, topic: str, *, read_committed: bool = True) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, read_committed: bool = True,
+                 partitions: Iterable[int] | None = None, since_ms: int | None = None) -> None:
         self.topic = topic
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None,
                 isolation_level="read_committed" if read_committed else "read_uncommitted",
             )
-            partitions = self._consumer.partitions_for_topic(topic)
+            existing = self._consumer.partitions_for_topic(topic)
         except KafkaError as exc:
             raise BrokerError(f"cannot read {topic} from {bootstrap}: {exc}") from exc
-        if not partitions:
+        if not existing:
             raise BrokerError(f"topic {topic} does not exist on {bootstrap}")
-        self._tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        wanted = sorted(existing if partitions is None else set(partitions) & set(existing))
+        self._tps = [TopicPartition(topic, p) for p in wanted]
         self._consumer.assign(self._tps)
         self._consumer.seek_to_beginning(*self._tps)
+        if since_ms is not None and self._tps:
+            try:
+                found = self._consumer.offsets_for_times({tp: since_ms for tp in self._tps})
+            except KafkaError as exc:
+                raise BrokerError(f"cannot look up offsets of {topic} by time: {exc!r}") from exc
+            for tp, hit in found.items():
+                if hit is not None:
+                    self._consumer.seek(tp, hit.offset)
+                else:  # nothing that recent: start at the end
+                    self._consumer.seek_to_end(tp)
 
     def poll(self, timeout_ms: int = 200) -> list[Record]:
         try:

@@ -24,6 +24,7 @@ from lienthong.settings import Settings
 from lienthong.transport.client import Record, TopicReader
 from lienthong.transport.local_broker import LocalBroker
 from lienthong.wiring import Bus
+from producers.connect import gateway as connect_gateway
 from producers.gateway import Gateway
 from router.service import Router
 from tests.support import AGENCIES
@@ -130,8 +131,7 @@ class BusHarness:
         return projector
 
     def gateway(self, code: str) -> Gateway:
-        gateway = Gateway(self.bus.keystore().signer(code), code, self.bus.publisher(), self.bus.envelopes,
-                          self.bus.topics, self.bus.settings.max_message_bytes)
+        gateway = connect_gateway(self.bus, code)
         self.closers.append(gateway.close)
         return gateway
 

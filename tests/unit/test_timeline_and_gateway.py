@@ -42,7 +42,7 @@ def test_timeline_per_recipient_names_who_has_not_answered() -> None:
 
 def test_gateway_refuses_a_message_over_the_limit_before_it_reaches_the_broker() -> None:
     signer = Pki().signer(OFFICE)
-    gateway = Gateway(signer, OFFICE, publisher=None, envelopes=envelopes(),  # type: ignore[arg-type]
+    gateway = Gateway(signer, OFFICE, sink=None, envelopes=envelopes(),  # type: ignore[arg-type]
                       topics=Topics("t"), max_message_bytes=100_000)
     big = document(attachments=(Attachment.of("scan.tiff", b"\0" * 150_000),))
     with pytest.raises(ValidationError, match="over the limit of 100,000 bytes") as err:

@@ -1,0 +1,28 @@
+"""Gateways wired from the settings: direct to the broker, or through the local outbox."""
+
+from __future__ import annotations
+
+from lienthong.wiring import Bus
+from producers.gateway import DirectSink, Gateway, OutboxSink, Sink
+from producers.outbox import Outbox, Relay
+
+
+def outbox_url(bus: Bus) -> str:
+    return bus.settings.outbox_url or f"sqlite:///{bus.settings.home / 'outbox.db'}"
+
+
+def relay_for(bus: Bus, box: Outbox) -> Relay:
+    return Relay(box, bus.settings.bootstrap,
+                 lambda: bus.publisher(client_id="outbox-relay", max_block_ms=10_000, delivery_timeout_ms=30_000))
+
+
+def gateway(bus: Bus, agency: str, *, outbox: bool = False, wait_s: float = 10.0) -> Gateway:
+    """A gateway for `agency` with its key from the keystore; with outbox=True, sends survive a broker outage."""
+    sink: Sink
+    if outbox:
+        box = Outbox(outbox_url(bus))
+        sink = OutboxSink(box, relay_for(bus, box), agency, wait_s)
+    else:
+        sink = DirectSink(bus.publisher(client_id=f"gateway-{agency}"))
+    return Gateway(bus.keystore().signer(agency), agency, sink, bus.envelopes, bus.topics,
+                   bus.settings.max_message_bytes)
