@@ -10,7 +10,7 @@ from lienthong.audit.store import AuditStore
 from lienthong.errors import LienthongError
 from lienthong.metrics import ProjectorMetrics
 from lienthong.records import AUDIT_EVENT, audit_event_model
-from lienthong.transport.client import Subscriber
+from lienthong.transport.client import Subscriber, TopicReader
 from lienthong.wiring import Bus
 
 log = logging.getLogger(__name__)
@@ -55,3 +55,29 @@ class AuditProjector:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def rebuild(bus: Bus, store: AuditStore, chunk: int = 5_000) -> int:
+    """Write every committed audit event on the topic into store (rows already there are kept as they are).
+
+    Returns the number of events read. Replaying into an empty database gives the rows the projector wrote.
+    """
+    reader = TopicReader(bus.settings.bootstrap, bus.topics.audit)
+    events: list[AuditEvent] = []
+    total = 0
+    try:
+        for record in reader.read_to_end(timeout_s=600):
+            try:
+                events.append(audit_event_model(bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT)))
+            except LienthongError as exc:
+                log.error("audit record unreadable, skipped",
+                          extra={"partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
+                continue
+            if len(events) >= chunk:
+                store.add(events)
+                total += len(events)
+                events = []
+        store.add(events)
+        return total + len(events)
+    finally:
+        reader.close()

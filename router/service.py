@@ -193,22 +193,26 @@ class Router:
             self._pruned_at = time.monotonic()
         return len(records)
 
-    def run(self, stop: threading.Event, retry_s: float = 2.0) -> None:
-        """Route until stop is set. A broker outage is waited out, reconnecting; being fenced ends the run."""
+    def run(self, stop: threading.Event, retry_s: float = 1.0, max_retry_s: float = 30.0) -> None:
+        """Route until stop is set. A broker outage is waited out, reconnecting with a growing pause; being
+        fenced by a newer instance of the same name ends the run."""
+        pause = retry_s
         while not stop.is_set():
             try:
                 if self._conn is None:
                     self.start()
                 self.ready.set()
+                pause = retry_s
                 while not stop.is_set():
                     self.run_once()
             except FencedError:
                 log.error("fenced by a newer instance with the same name; stopping", extra={"instance": self.instance})
                 raise
             except BrokerError as exc:
-                log.warning("broker trouble; reconnecting", extra={"error": str(exc), "retry_s": retry_s})
+                log.warning("broker trouble; reconnecting", extra={"error": str(exc), "retry_s": pause})
                 self.close()
-                stop.wait(retry_s)
+                stop.wait(pause)
+                pause = min(pause * 2, max_retry_s)
 
     def close(self) -> None:
         if self._conn is not None:

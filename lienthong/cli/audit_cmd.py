@@ -9,6 +9,7 @@ import typer
 from lienthong.audit.store import AuditStore
 from lienthong.audit.timeline import Timeline, build_timeline
 from lienthong.cli.common import bus, emit_json, out, table
+from lienthong.db import display_url
 from lienthong.errors import NotFoundError
 
 app = typer.Typer(help="Review who sent what to whom and when.", no_args_is_help=True)
@@ -57,3 +58,21 @@ def show(ctx: typer.Context, document_id: str = typer.Argument(..., help="Docume
     names = {a.code: a.name for a in directory.agencies()}
     directory.close()
     print_timeline(timeline, names)
+
+
+@app.command()
+def rebuild(ctx: typer.Context,
+            into: str | None = typer.Option(None, "--into", help="Database URL to rebuild into "
+                                             "(default: the configured audit store; existing rows are kept)")) -> None:
+    """Replay the audit topic from its beginning into SQL: the audit store can always be rebuilt from Kafka."""
+    from consumers.audit_projector import rebuild as replay
+
+    b = bus(ctx)
+    url = into or b.settings.audit_db_url()
+    store = AuditStore(url)
+    try:
+        count = replay(b, store)
+        rows = store.count()
+    finally:
+        store.close()
+    out.print(f"replayed {count:,} audit events from {b.topics.audit} into {display_url(url)}; it holds {rows:,} rows")

@@ -40,10 +40,9 @@ def run_router(ctx: typer.Context,
         serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
     router = Router(b, instance, metrics)
     stop = _stop_on_signals()
-    router.start()
-    out.print(f"router {instance} consuming {b.topics.ingress}; Ctrl-C stops it")
+    out.print(f"router {instance} consuming {b.topics.ingress} on {b.settings.bootstrap}; Ctrl-C stops it")
     try:
-        router.run(stop)
+        router.run(stop)  # waits for the broker if it is not there yet, and through any later outage
     finally:
         router.close()
 
