@@ -48,6 +48,7 @@ notices = Table(
     Column("reason", Text),
     Column("time", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("signed", LargeBinary, nullable=False),  # the envelope as it arrived: the receipt, re-verifiable
 )
 quarantine = Table(
     "quarantine", metadata,
@@ -124,7 +125,7 @@ class InboxStore:
                 folder=str(folder), received_at=dt.datetime.now(dt.UTC)))
         return folder
 
-    def store_notice(self, message: Message) -> None:
+    def store_notice(self, message: Message, raw: bytes) -> None:
         notice = message.payload
         if not isinstance(notice, StatusNotice):
             raise TypeError("store_notice takes a status notice message")
@@ -133,7 +134,7 @@ class InboxStore:
                 message_id=message.header.message_id, document_id=notice.document_id,
                 from_agency=message.header.sender, status=notice.status.value, staff=notice.staff,
                 description=notice.description, reason=notice.reason, time=notice.time,
-                received_at=dt.datetime.now(dt.UTC)))
+                received_at=dt.datetime.now(dt.UTC), signed=raw))
 
     def record_sent_status(self, document_message_id: str, status: StatusCode, reason: str | None,
                            notice_message_id: str) -> None:
@@ -167,10 +168,10 @@ class InboxStore:
                                 "run `lienthong inbox read` first")
         return matches[-1]
 
-    def notices(self) -> list[dict[str, object]]:
+    def notices(self, *, with_receipts: bool = False) -> list[dict[str, object]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(notices).order_by(notices.c.time)).mappings().all()
-        return [dict(r) for r in rows]
+        return [{k: v for k, v in r.items() if with_receipts or k != "signed"} for r in rows]
 
     def quarantined(self) -> list[dict[str, object]]:
         with self.engine.connect() as conn:

@@ -50,10 +50,10 @@ class Receiver:
     @classmethod
     def connect(cls, bus: Bus, agency: str) -> Receiver:
         """A receiver for `agency` with its key from the keystore and its store under the inbox folder."""
-        bus.directory_store().agency(agency)
-        gateway = connect_gateway(bus, agency)
         follower = bus.directory_follower()
         follower.catch_up()
+        follower.view.agency(agency)  # the directory on the bus, not the operator's database, says who exists
+        gateway = connect_gateway(bus, agency)
         consumer = Subscriber(bus.settings.bootstrap, [bus.topics.inbox(agency)], bus.topics.receiver_group(agency),
                               client_id=f"receiver-{agency}")
         return cls(bus, agency, InboxStore(bus.settings.inbox_dir / agency), gateway, follower, consumer)
@@ -81,16 +81,17 @@ class Receiver:
             log.warning("inbox record quarantined", extra={"source": source, "reason": exc.reason.value})
             return Received("quarantined", None, exc.message)
         if isinstance(message.payload, OfficialDocument):
-            if not self.store.has(message.header.message_id):
+            known = self.store.has(message.header.message_id)
+            if not known:
                 self.store.store_document(raw, envelope, message)
             stored = self.store.document(message.header.message_id)
-            if stored.last_status is None:
+            if stored.last_status is None:  # also after a crash between storing and acknowledging
                 self.reply(message.header.message_id, StatusCode.ARRIVED, description="received and verified")
-            self.metrics.received.labels("document", "").inc()
-            return Received("document", message)
+            self.metrics.received.labels("duplicate" if known else "document", "").inc()
+            return Received("duplicate" if known else "document", message)
         if self.store.has(message.header.message_id):
             return Received("duplicate", message)
-        self.store.store_notice(message)
+        self.store.store_notice(message, raw)
         self.metrics.received.labels("notice", "").inc()
         return Received("notice", message)
 

@@ -163,6 +163,9 @@ def check_certificate(cert: x509.Certificate, ca_certificate: x509.Certificate, 
     if at > cert.not_valid_after_utc:
         raise SignatureError(f"certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
                              reason=Reason.CERTIFICATE_NOT_VALID)
-    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise SignatureError("certificate has no key usage extension", reason=Reason.CERTIFICATE_NOT_VALID) from None
     if not usage.digital_signature:
         raise SignatureError("certificate is not for digital signatures", reason=Reason.CERTIFICATE_NOT_VALID)

@@ -30,6 +30,7 @@ class Reason(StrEnum):
     FROM_THE_FUTURE = "from-the-future"
     INTERNAL_ERROR = "internal-error"
     DUPLICATE = "duplicate"
+    KEY_MISMATCH = "key-mismatch"
     STALE = "stale"
 
 

@@ -17,6 +17,7 @@ class AddedAgency:
     key_path: Path
     certificate_fingerprint: str
     new_key: bool
+    ca_created: bool
 
 
 def add_agency(bus: Bus, code: str, name: str, kind: AgencyKind, key_type: str = "ecdsa-p256") -> AddedAgency:
@@ -24,10 +25,12 @@ def add_agency(bus: Bus, code: str, name: str, kind: AgencyKind, key_type: str =
     agency = Agency(code=code, name=name, kind=kind)
     store = bus.directory_store()
     keystore = bus.keystore()
+    ca_created = False
     try:
         created = store.add_agency(agency)
         new_key = not keystore.has(code)
         if new_key:
+            ca_created = not (bus.settings.ca_dir / "ca.key.pem").exists()
             ca = bus.ca()
             key = generate_key(key_type)
             cert = ca.issue(code, name, key.public_key())
@@ -37,7 +40,7 @@ def add_agency(bus: Bus, code: str, name: str, kind: AgencyKind, key_type: str =
     finally:
         store.close()
     return AddedAgency(agency, created, keystore.folder / f"{code}.key.pem",
-                       fingerprint(signer.certificate), new_key)
+                       fingerprint(signer.certificate), new_key, ca_created)
 
 
 def publish_directory(bus: Bus) -> int:

@@ -148,7 +148,8 @@ def message_model(rec: dict[str, Any]) -> Message:
         where = ".".join(str(p) for p in first["loc"])
         cause = first.get("ctx", {}).get("error")
         reason = cause.reason if isinstance(cause, LienthongError) else Reason.INVALID_CONTENT
-        raise DecodingError(f"message content breaks a rule: {where}: {first['msg']}", reason=reason) from exc
+        text = first["msg"].removeprefix("Value error, ")
+        raise DecodingError(f"message content breaks a rule: {where}: {text}", reason=reason) from exc
     except (KeyError, ValueError, TypeError) as exc:
         raise DecodingError(f"message content cannot be read: {exc!r}", reason=Reason.INVALID_CONTENT) from exc
 

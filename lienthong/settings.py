@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     broker_start_timeout_s: float = Field(60.0, gt=0)
     metrics_port: int | None = Field(None, description="Serve /metrics on <metrics_host>:<port> from services.")
     metrics_host: str = "127.0.0.1"
+    inbox_retention_ms: int = Field(-1, ge=-1, description="Retention of inbox topics; -1 keeps everything, "
+                                    "so a receiver that was away long loses nothing.")
+    audit_retention_ms: int = Field(-1, ge=-1, description="Retention of the audit and DLQ topics; -1 keeps "
+                                    "everything, so the audit store can always be rebuilt from the topic.")
     router_batch_size: int = Field(500, ge=1)
     router_session_timeout_ms: int = Field(10_000, ge=6_000, description="How soon the group notices a dead router.")
     router_transaction_timeout_ms: int = Field(15_000, ge=1_000,

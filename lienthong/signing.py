@@ -36,7 +36,10 @@ def algorithm_for(key: PrivateKey | PublicKey, rsa_pss: bool = False) -> Signatu
         if key.key_size < 2048:
             raise SignatureError(f"RSA key of {key.key_size} bits is too short; 2048 bits or more")
         return SignatureAlgorithm.RSA_PSS_SHA256 if rsa_pss else SignatureAlgorithm.RSA_PKCS1V15_SHA256
-    return SignatureAlgorithm.ED25519
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return SignatureAlgorithm.ED25519
+    raise SignatureError(f"key type {type(key).__name__} is not accepted on the bus",
+                         reason=Reason.CERTIFICATE_NOT_VALID)
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,19 @@ class Bus:
 
     def ensure_core_topics(self, admin: Admin) -> None:
         s, t = self.settings, self.topics
-        admin.ensure_topics([t.ingress], partitions=s.ingress_partitions, replication=s.replication_factor)
-        admin.ensure_topics([t.dlq, t.audit], partitions=s.ingress_partitions, replication=s.replication_factor)
+        # The broker stamps ingress records, so "submitted" times come from the bus, not from a sender's clock.
+        admin.ensure_topics([t.ingress], partitions=s.ingress_partitions, replication=s.replication_factor,
+                            configs={"message.timestamp.type": "LogAppendTime"})
+        admin.ensure_topics([t.dlq, t.audit], partitions=s.ingress_partitions, replication=s.replication_factor,
+                            configs={"retention.ms": str(s.audit_retention_ms)})
         admin.ensure_topics([t.directory], partitions=1, replication=s.replication_factor, configs=COMPACTED)
         admin.ensure_topics([t.router_seen], partitions=s.ingress_partitions, replication=s.replication_factor,
                             configs={"retention.ms": str(s.duplicate_window_s * 1000 * 2)})
 
     def ensure_inboxes(self, admin: Admin, agencies: list[str]) -> list[str]:
         return admin.ensure_topics([self.topics.inbox(code) for code in agencies], partitions=1,
-                                   replication=self.settings.replication_factor)
+                                   replication=self.settings.replication_factor,
+                                   configs={"retention.ms": str(self.settings.inbox_retention_ms)})
 
     def ca(self) -> BusCA:
         return BusCA.load_or_create(self.settings.ca_dir)

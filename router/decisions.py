@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from lienthong.agencies import is_group_address
 from lienthong.audit.events import AuditEvent, AuditEventType
+from lienthong.certificates import agency_of
 from lienthong.directory.view import DirectoryView
-from lienthong.documents import OfficialDocument
+from lienthong.documents import BusinessType, OfficialDocument
 from lienthong.envelope import Envelope, EnvelopeCodec, ensure_bytes
 from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
 from lienthong.messages import Message, MessageKind
 from lienthong.notices import StatusNotice
+from lienthong.transport.client import key_partition
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,43 @@ def authorize(message: Message, directory: DirectoryView) -> tuple[str, ...]:
     return directory.expand(header.recipients, sender=header.sender)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the record was found: its key, its partition, and how many partitions ingress has."""
+
+    key: bytes | None
+    partition: int
+    partitions: int
+
+
+def check_identity(message: Message, signer_agency: str, placement: Placement | None) -> None:
+    """The signed header, not the unsigned record, decides sender, story and partition."""
+    header, payload = message.header, message.payload
+    if header.sender != signer_agency:
+        raise SignatureError(f"message claims to come from {header.sender} but is signed with the key of "
+                             f"{signer_agency}", reason=Reason.SENDER_MISMATCH)
+    if isinstance(payload, OfficialDocument):
+        if payload.document_id.split(",")[0] != header.sender:
+            raise SignatureError(f"document id {payload.document_id} names another agency than its sender "
+                                 f"{header.sender}", reason=Reason.SENDER_MISMATCH)
+        if payload.business.type == BusinessType.NEW and header.root_id != payload.document_id:
+            raise RoutingError("a new document is its own root: root id must equal its document id",
+                               reason=Reason.KEY_MISMATCH)
+    elif header.root_id != payload.document_id:
+        raise RoutingError("a status notice's root id must be the document it is about", reason=Reason.KEY_MISMATCH)
+    if placement is not None:
+        if placement.key != header.root_id.encode():
+            raise RoutingError("the record key is not the signed root id", reason=Reason.KEY_MISMATCH)
+        expected = key_partition(placement.key, placement.partitions)
+        if placement.partition != expected:
+            # Duplicates are remembered per partition: a record placed by hand elsewhere could slip past them.
+            raise RoutingError(f"record is in ingress partition {placement.partition}, but its key belongs in "
+                               f"{expected}", reason=Reason.KEY_MISMATCH)
+
+
 def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCodec, now: dt.datetime,
-           clock_skew: dt.timedelta, window: dt.timedelta = dt.timedelta(days=7)) -> Decision:
+           clock_skew: dt.timedelta, window: dt.timedelta = dt.timedelta(days=7),
+           placement: Placement | None = None) -> Decision:
     """Read, verify, decode and authorize one ingress record.
 
     A message older than the duplicate window is refused as stale: the router no longer remembers its id, so
@@ -60,9 +97,10 @@ def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCod
         envelope = envelopes.read(ensure_bytes(value))
         signer = envelopes.verify(envelope, directory, now)
         message = envelopes.decode_content(envelope)
-        if message.header.sender != signer.agency:
-            raise SignatureError(f"message claims to come from {message.header.sender} but is signed with the "
-                                 f"key of {signer.agency}", reason=Reason.SENDER_MISMATCH)
+        if agency_of(signer.certificate) != signer.agency:
+            raise SignatureError("certificate subject and directory disagree on the agency",
+                                 reason=Reason.SENDER_MISMATCH)
+        check_identity(message, signer.agency, placement)
         if message.header.created_at > now + clock_skew:
             raise AuthorizationError(f"message time {message.header.created_at:%Y-%m-%d %H:%M:%S} UTC is in the "
                                      "future", reason=Reason.FROM_THE_FUTURE)

@@ -20,7 +20,16 @@ from lienthong.metrics import RouterMetrics
 from lienthong.records import AUDIT_EVENT, SEEN_MESSAGE, audit_event_record, to_millis
 from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, TopicReader
 from lienthong.wiring import Bus
-from router.decisions import Accepted, Decision, Position, Rejected, as_duplicate, audit_events, decide
+from router.decisions import (
+    Accepted,
+    Decision,
+    Placement,
+    Position,
+    Rejected,
+    as_duplicate,
+    audit_events,
+    decide,
+)
 from router.dedupe import SeenIds
 
 log = logging.getLogger(__name__)
@@ -118,8 +127,9 @@ class Router:
     def route(self, record: Record, now: dt.datetime) -> list[Outgoing]:
         """Everything one ingress record turns into: deliveries or a DLQ record, and its audit events."""
         try:
+            placement = Placement(record.key, record.partition, self.conn.consumer.partition_count(record.topic))
             decision: Decision = decide(record.value, self.conn.follower.view, self.bus.envelopes, now,
-                                        self._skew, self._window)
+                                        self._skew, self._window, placement)
         except Exception as exc:
             log.exception("unexpected error deciding a record", extra={"offset": record.offset})
             decision = Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}")

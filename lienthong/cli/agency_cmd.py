@@ -28,6 +28,8 @@ def add(ctx: typer.Context,
         raise ConfigurationError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}")
     b = bus(ctx)
     added = add_agency(b, code, name, kind, key_type)
+    if added.ca_created:
+        out.print(f"created a new bus CA in {b.settings.ca_dir} (no CA was there; is LIENTHONG_HOME right?)")
     verb = "added" if added.created else "updated"
     key_note = f"new key {added.key_path}" if added.new_key else f"existing key {added.key_path}"
     out.print(f"{verb} {code} {name} ({kind.value}); {key_note}; certificate {added.certificate_fingerprint[:16]}…")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pydantic
 import typer
 
+from lienthong import logs
 from lienthong.cli import agency_cmd, audit_cmd, kafka_cmd, messaging_cmd, services_cmd
 from lienthong.cli.common import bus, out, settings
 from lienthong.errors import LienthongError
@@ -39,6 +40,7 @@ def main_options(
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="Kafka bootstrap (env LIENTHONG_BOOTSTRAP)"),
     prefix: str | None = typer.Option(None, "--prefix", help="Topic prefix (env LIENTHONG_TOPIC_PREFIX)"),
 ) -> None:
+    logs.configure()
     overrides = {k: v for k, v in {"home": home, "bootstrap": bootstrap, "topic_prefix": prefix}.items() if v}
     try:
         ctx.obj = Settings(**overrides)  # type: ignore[arg-type]
@@ -89,7 +91,8 @@ def main() -> None:
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
-        print(f"lienthong: error: {where + ': ' if where else ''}{first['msg']}", file=sys.stderr)
+        text = first["msg"].removeprefix("Value error, ")
+        print(f"lienthong: error: {where + ': ' if where else ''}{text}", file=sys.stderr)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

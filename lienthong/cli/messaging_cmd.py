@@ -11,6 +11,7 @@ from consumers.receiver import Received, Receiver
 from lienthong.agencies import check_address, check_agency_code
 from lienthong.cli.common import bus, emit_json, out, table
 from lienthong.documents import Priority
+from lienthong.metrics import serve
 from lienthong.notices import StatusCode
 from lienthong.wiring import Bus
 from producers.builder import new_document, read_attachments
@@ -23,11 +24,8 @@ inbox_app = typer.Typer(help="Read an agency's inbox and answer with status noti
 
 
 def gateway_for(b: Bus, agency: str) -> Gateway:
-    store = b.directory_store()
-    try:
-        store.agency(agency)
-    finally:
-        store.close()
+    """The agency's gateway: it needs the agency's key here, not the operator's directory database."""
+    b.keystore().signer(agency)  # says plainly when the key is missing
     return connect_gateway(b, agency, outbox=True)
 
 
@@ -135,7 +133,10 @@ def read(ctx: typer.Context, agency: str = typer.Argument(..., help="Agency code
          follow: bool = typer.Option(False, "--follow", help="Keep reading until interrupted")) -> None:
     """Fetch new messages: verify each signature, store documents, send 01 for each, show notices."""
     check_agency_code(agency)
-    receiver = Receiver.connect(bus(ctx), agency)
+    b = bus(ctx)
+    receiver = Receiver.connect(b, agency)
+    if follow and b.settings.metrics_port:
+        serve(receiver.metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
     rows: list[list[str]] = []
     try:
         quiet_since = time.monotonic()
@@ -165,7 +166,11 @@ def list_inbox(ctx: typer.Context, agency: str = typer.Argument(...),
     docs, notices = store.documents(), store.notices()
     store.close()
     if as_json:
-        emit_json({"documents": [d.__dict__ for d in docs], "notices": notices})
+        emit_json({"documents": [{**d.__dict__, "digest": d.digest.hex(), "folder": str(d.folder),
+                                  "received_at": d.received_at.isoformat(),
+                                  "last_status": d.last_status.value if d.last_status else None} for d in docs],
+                   "notices": [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in n.items()}
+                               for n in notices]})
         return
     table(f"{agency}: documents received", ["document", "from", "subject", "our status", "folder"],
           [[d.document_id, d.sender, d.subject, d.last_status.value if d.last_status else "", d.folder]

@@ -48,12 +48,16 @@ class DirectoryFollower:
         self._envelopes = envelopes
         self.view = view
         self._ca_fingerprint = fingerprint(view.ca_certificate)
+        self._published: dict[str, int] = {}
         self.rejected = 0
 
     def _apply(self, record: Record) -> DirectoryEntry | None:
         key = (record.key or b"").decode("utf-8", "replace")
         if record.value is None:
-            self.view.remove(key)
+            # A tombstone carries no signature: anyone able to write the topic could erase an agency with it.
+            # Entries are retired by publishing a signed entry (a revocation), never by deletion.
+            self.rejected += 1
+            log.warning("unsigned directory tombstone ignored", extra={"key": key, "offset": record.offset})
             return None
         try:
             envelope = self._envelopes.read(record.value)
@@ -61,7 +65,15 @@ class DirectoryFollower:
                 raise SignatureError("directory entry is not signed by the bus CA", reason=Reason.UNKNOWN_CERTIFICATE)
             verify(self.view.ca_certificate.public_key(), envelope.algorithm,  # type: ignore[arg-type]
                    envelope.content, envelope.signature)
-            entry = directory_entry_model(self._envelopes.codec.decode(envelope.content, DIRECTORY_ENTRY))
+            decoded = self._envelopes.codec.decode(envelope.content, DIRECTORY_ENTRY)
+            entry = directory_entry_model(decoded)
+            if decoded["key"] != key or decoded["key"] != entry.key:
+                raise SignatureError(f"directory entry signed for {decoded['key']!r} found under key {key!r}",
+                                     reason=Reason.KEY_MISMATCH)
+            if decoded["published_at"] < self._published.get(key, -1):
+                raise SignatureError("directory entry older than the one in force (a replay)",
+                                     reason=Reason.STALE)
+            self._published[key] = decoded["published_at"]
         except LienthongError as exc:
             self.rejected += 1
             log.warning("directory entry ignored", extra={"key": key, "offset": record.offset,

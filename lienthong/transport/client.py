@@ -11,6 +11,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, ProducerFencedError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from lienthong.errors import BrokerError, FencedError
@@ -165,6 +166,12 @@ class Subscriber:
         except KafkaError as exc:
             raise BrokerError(f"cannot connect a consumer to {bootstrap}: {exc}") from exc
 
+    def partition_count(self, topic: str) -> int:
+        partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise BrokerError(f"no partitions known for {topic}")
+        return len(partitions)
+
     def take_revoked(self) -> set[PartitionRef]:
         """Partitions revoked or lost since the last call."""
         revoked, self._listener.revoked = self._listener.revoked, set()
@@ -313,6 +320,11 @@ class Admin:
 
     def close(self) -> None:
         self._admin.close()
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key (murmur2, as the Java client computes it)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lienthong.errors import BrokerError, ConfigurationError
 from lienthong.transport.client import broker_answers
-from lienthong.transport.jars import PinnedJar, fetch_jars
+from lienthong.transport.jars import PinnedJar, fetch_jars, read_lock
 
 LOCK_FILE = Path(__file__).with_name("kafka-jars.lock")
 
@@ -117,7 +117,8 @@ class LocalBroker:
         return path
 
     def _classpath(self) -> str:
-        return str(self.libs / "*")
+        # Exactly the pinned jars: a stray jar left in the folder never ends up on the broker's classpath.
+        return os.pathsep.join(str(self.libs / jar.filename) for jar in read_lock(LOCK_FILE))
 
     def _run_java(self, main: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

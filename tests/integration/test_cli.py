@@ -107,7 +107,7 @@ def test_bad_arguments_get_one_line_and_a_non_zero_exit(cli: Cli, tmp_path: Path
     one_line_error(cli("agency", "add", "1.2.3", "--name", "x", ok=False), "malformed agency code '1.2.3'")
     base = ["send", "--subject", "s", "--number", "1", "--notation", "X"]
     one_line_error(cli(*base, "--from", "000.00.00.Z77", "--to", OFFICE, ok=False),
-                   "agency 000.00.00.Z77 is not in the directory")
+                   "no private key for agency 000.00.00.Z77")
     one_line_error(cli(*base, "--from", OFFICE, "--to", "G22", ok=False), "malformed agency code 'G22'")
     one_line_error(cli(*base, "--from", OFFICE, "--to", OFFICE, "--attach", str(tmp_path / "missing.pdf"), ok=False),
                    "missing.pdf does not exist")

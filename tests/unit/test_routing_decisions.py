@@ -118,3 +118,36 @@ def test_group_expansion_rules() -> None:
     with pytest.raises(RoutingError) as err:
         view.expand([MINISTRY_A], sender=MINISTRY_A)
     assert err.value.reason == Reason.NO_RECIPIENTS
+
+
+def test_the_signed_header_decides_key_and_partition() -> None:
+    from lienthong.transport.client import key_partition
+    from router.decisions import Placement
+
+    pki, view = make_pki()
+    message = document_message(recipients=(MINISTRY_A,))
+    value = ENV.seal(message, pki.signers[OFFICE])
+    root = message.header.root_id.encode()
+    right = Placement(root, key_partition(root, 3), 3)
+    assert isinstance(decide(value, view, ENV, NOW, SKEW, placement=right), Accepted)
+    for wrong in (Placement(b"other-key", right.partition, 3), Placement(root, (right.partition + 1) % 3, 3)):
+        decision = decide(value, view, ENV, NOW, SKEW, placement=wrong)
+        assert isinstance(decision, Rejected) and decision.reason == Reason.KEY_MISMATCH
+
+
+def test_a_document_id_must_name_its_sender() -> None:
+    from tests.support import document
+
+    pki, view = make_pki()
+    foreign = document(sender=MINISTRY_A)  # document id starts with MINISTRY_A's code
+    message = document_message(sender=OFFICE, doc=foreign, recipients=(MINISTRY_B,))
+    decision = decide(ENV.seal(message, pki.signers[OFFICE]), view, ENV, NOW, SKEW)
+    assert isinstance(decision, Rejected) and decision.reason == Reason.SENDER_MISMATCH
+    assert "names another agency" in decision.detail
+
+
+def test_old_messages_are_refused_as_stale() -> None:
+    pki, view = make_pki()
+    old = document_message(created_at=NOW - dt.timedelta(days=8))
+    decision = decide(ENV.seal(old, pki.signers[OFFICE]), view, ENV, NOW, SKEW, window=dt.timedelta(days=7))
+    assert isinstance(decision, Rejected) and decision.reason == Reason.STALE
