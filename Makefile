@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install jars demo test unit integration lint clean
+.PHONY: install jars demo test unit integration chaos lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lienthong needs Python 3.11 or newer")'
@@ -32,6 +32,10 @@ unit: install
 
 integration: jars
 	$(BIN)/pytest tests/integration tests/interop
+
+## The long chaos run: 50,000 documents, the router killed 10 times (docs/reliability.md).
+chaos: jars
+	LIENTHONG_CHAOS_DOCS=50000 LIENTHONG_CHAOS_KILLS=10 $(BIN)/pytest tests/integration/test_faults.py -k chaos -s
 
 lint: install
 	$(BIN)/ruff check .

@@ -79,3 +79,24 @@ def test_inbox_records_carry_cloudevents_headers_and_the_root_key(harness: BusHa
     assert record.headers["ce_source"] == f"urn:lienthong:agency:{OFFICE}".encode()
     assert record.headers["ce_type"] == b"gov.lienthong.document"
     assert record.headers["ce_specversion"] == b"1.0"
+
+
+def test_notices_about_a_document_arrive_in_the_order_they_were_sent(harness: BusHarness) -> None:
+    harness.add_agencies([OFFICE, MINISTRY_A])
+    harness.start_router()
+    gateway = harness.gateway(OFFICE)
+    sent = [gateway.send_document(document(number=f"O{n}"), [MINISTRY_A]) for n in range(10)]
+    ministry = harness.receiver(MINISTRY_A)
+    received: list = []
+    wait_for("ten documents at the ministry", lambda: received.extend(ministry.poll(200)) or len(received) >= 10)
+    handling = [StatusCode.ACCEPTED, StatusCode.ASSIGNED, StatusCode.IN_PROGRESS, StatusCode.COMPLETED]
+    for status in handling:  # interleaved across documents: per document, the order must hold
+        for s in sent:
+            ministry.reply(s.message_id, status)
+    records = harness.read_topic(harness.bus.topics.inbox(OFFICE), 50)
+    by_document: dict[str, list[str]] = {}
+    for record in records:
+        message = harness.bus.envelopes.decode_content(harness.bus.envelopes.read(record.value or b""))
+        by_document.setdefault(message.header.root_id, []).append(message.payload.status.value)
+    assert len(by_document) == 10
+    assert all(codes == ["01", "03", "04", "05", "06"] for codes in by_document.values()), by_document
