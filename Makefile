@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install jars demo test unit integration chaos lint clean
+.PHONY: install jars demo test unit integration chaos lint clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lienthong needs Python 3.11 or newer")'
@@ -36,6 +36,10 @@ integration: jars
 ## The long chaos run: 50,000 documents, the router killed 10 times (docs/reliability.md).
 chaos: jars
 	LIENTHONG_CHAOS_DOCS=50000 LIENTHONG_CHAOS_KILLS=10 $(BIN)/pytest tests/integration/test_faults.py -k chaos -s
+
+## Benchmarks on a broker of their own (var/bench-broker, free ports): a table, and bench/results/latest.json.
+bench: jars
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

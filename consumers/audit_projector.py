@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from lienthong.audit.events import AuditEvent
 from lienthong.audit.store import AuditStore
 from lienthong.errors import LienthongError
 from lienthong.metrics import ProjectorMetrics
 from lienthong.records import AUDIT_EVENT, audit_event_model
-from lienthong.transport.client import Subscriber, TopicReader
+from lienthong.transport.client import Subscriber
 from lienthong.wiring import Bus
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class AuditProjector:
     @classmethod
     def connect(cls, bus: Bus, store: AuditStore, group: str | None = None,
                 metrics: ProjectorMetrics | None = None) -> AuditProjector:
-        consumer = Subscriber(bus.settings.bootstrap, [bus.topics.audit], group or bus.topics.projector_group(),
+        consumer = bus.subscriber([bus.topics.audit], group or bus.topics.projector_group(),
                               client_id="audit-projector")
         return cls(bus, store, consumer, metrics)
 
@@ -50,8 +51,12 @@ class AuditProjector:
         return len(events)
 
     def run(self, stop: threading.Event) -> None:
+        checked = time.monotonic()
         while not stop.is_set():
             self.run_once()
+            if time.monotonic() - checked >= 1.0:  # a checkpoint when one is due by time
+                self.store.checkpoint()
+                checked = time.monotonic()
 
     def close(self) -> None:
         self.consumer.close()
@@ -62,7 +67,7 @@ def rebuild(bus: Bus, store: AuditStore, chunk: int = 5_000) -> int:
 
     Returns the number of events read. Replaying into an empty database gives the rows the projector wrote.
     """
-    reader = TopicReader(bus.settings.bootstrap, bus.topics.audit)
+    reader = bus.topic_reader(bus.topics.audit)
     events: list[AuditEvent] = []
     total = 0
     try:

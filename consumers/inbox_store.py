@@ -171,7 +171,8 @@ class InboxStore:
     def notices(self, *, with_receipts: bool = False) -> list[dict[str, object]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(notices).order_by(notices.c.time)).mappings().all()
-        return [{k: v for k, v in r.items() if with_receipts or k != "signed"} for r in rows]
+        return [{k: _utc(v) if isinstance(v, dt.datetime) else v for k, v in r.items()
+                 if with_receipts or k != "signed"} for r in rows]
 
     def quarantined(self) -> list[dict[str, object]]:
         with self.engine.connect() as conn:

@@ -54,7 +54,7 @@ class Receiver:
         follower.catch_up()
         follower.view.agency(agency)  # the directory on the bus, not the operator's database, says who exists
         gateway = connect_gateway(bus, agency)
-        consumer = Subscriber(bus.settings.bootstrap, [bus.topics.inbox(agency)], bus.topics.receiver_group(agency),
+        consumer = bus.subscriber([bus.topics.inbox(agency)], bus.topics.receiver_group(agency),
                               client_id=f"receiver-{agency}")
         return cls(bus, agency, InboxStore(bus.settings.inbox_dir / agency), gateway, follower, consumer)
 
@@ -90,6 +90,7 @@ class Receiver:
             self.metrics.received.labels("duplicate" if known else "document", "").inc()
             return Received("duplicate" if known else "document", message)
         if self.store.has(message.header.message_id):
+            self.metrics.received.labels("duplicate", "").inc()
             return Received("duplicate", message)
         self.store.store_notice(message, raw)
         self.metrics.received.labels("notice", "").inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lienthong.errors import ConfigurationError, Reason, SignatureError
 
@@ -20,6 +21,13 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519Pri
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 KEY_TYPES = ("ecdsa-p256", "rsa-2048", "rsa-3072", "ed25519")
+
+# Transport (TLS) identities: separate keys and certificates from the signing ones, used only to authenticate a
+# connection to the broker. The broker maps a subject CN=<name>,OU=transport,O=lienthong to the Kafka principal
+# User:<name> (lienthong/transport/local_broker.py), so a name holds only characters that mapping rule accepts.
+TLS_UNIT = "transport"
+TLS_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+TLS_HOSTS = ("127.0.0.1", "localhost")
 
 
 def generate_key(key_type: str = "ecdsa-p256") -> PrivateKey:
@@ -149,6 +157,38 @@ class BusCA:
             .sign(self.key, _sign_hash(self.key))
         )
 
+    def issue_tls(self, name: str, public_key: PublicKey, *, server: bool = False,
+                  hosts: tuple[str, ...] = TLS_HOSTS, days: int = 365) -> x509.Certificate:
+        """A TLS certificate from the bus CA: client authentication, and server authentication for `hosts` if server.
+
+        Key usage digitalSignature only (ECDHE key exchange); no contentCommitment, and it is never published in the
+        directory, so it cannot stand in for an agency's signing certificate.
+        """
+        now = dt.datetime.now(dt.UTC)
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        builder = (
+            x509.CertificateBuilder().subject_name(tls_subject(name)).issuer_name(self.certificate.subject)
+            .public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+        )
+        if server:
+            usages.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
+            names: list[x509.GeneralName] = []
+            for host in hosts:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(host)))
+                except ValueError:
+                    names.append(x509.DNSName(host))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        return builder.sign(self.key, _sign_hash(self.key))
+
 
 def check_certificate(cert: x509.Certificate, ca_certificate: x509.Certificate, at: dt.datetime) -> None:
     """Raise SignatureError unless cert was issued by the CA and is valid at `at`."""
@@ -169,3 +209,55 @@ def check_certificate(cert: x509.Certificate, ca_certificate: x509.Certificate, 
         raise SignatureError("certificate has no key usage extension", reason=Reason.CERTIFICATE_NOT_VALID) from None
     if not usage.digital_signature:
         raise SignatureError("certificate is not for digital signatures", reason=Reason.CERTIFICATE_NOT_VALID)
+
+
+def check_tls_name(name: str) -> str:
+    """A transport identity's name: letters, digits, '.', '_' and '-' (the broker's principal name)."""
+    if not name or set(name) - TLS_NAME_CHARACTERS or len(name) > 64:
+        raise ConfigurationError(f"TLS identity name {name!r} may hold only letters, digits, '.', '_' and '-' "
+                                 "(at most 64)")
+    return name
+
+
+def tls_subject(name: str) -> x509.Name:
+    """CN=<name>,OU=transport,O=lienthong (written most significant first, as RFC 4514 strings read)."""
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lienthong"),
+                      x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, TLS_UNIT),
+                      x509.NameAttribute(NameOID.COMMON_NAME, check_tls_name(name))])
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """One transport identity on disk: the CA certificate it trusts, its certificate, its key (0600)."""
+
+    ca: Path
+    certificate: Path
+    key: Path
+
+    @classmethod
+    def at(cls, folder: Path, name: str) -> TlsFiles:
+        """Where identity `name` lives in `folder` (<home>/tls): <name>.cert.pem, <name>.key.pem, ca.cert.pem."""
+        check_tls_name(name)
+        return cls(folder / "ca.cert.pem", folder / f"{name}.cert.pem", folder / f"{name}.key.pem")
+
+    def exist(self) -> bool:
+        return self.ca.exists() and self.certificate.exists() and self.key.exists()
+
+
+def write_tls_identity(ca: BusCA, folder: Path, name: str, *, server: bool = False,
+                       hosts: tuple[str, ...] = TLS_HOSTS) -> TlsFiles:
+    """Issue transport identity `name` with a new ECDSA P-256 key into `folder`; returns its files."""
+    files = TlsFiles.at(folder, name)
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_private_key(files.key, key)  # also creates the folder, mode 0700
+    write_certificate(files.certificate, ca.issue_tls(name, key.public_key(), server=server, hosts=hosts))
+    write_certificate(files.ca, ca.certificate)
+    return files
+
+
+def ensure_tls_identity(ca: BusCA, folder: Path, name: str, *, server: bool = False) -> tuple[TlsFiles, bool]:
+    """The identity's files, issued first if they are missing; the flag says whether it was issued now."""
+    files = TlsFiles.at(folder, name)
+    if files.exist():
+        return files, False
+    return write_tls_identity(ca, folder, name, server=server), True

@@ -40,8 +40,10 @@ class SingleObjectCodec:
         reader = self.schemas[expected]
         stream = io.BytesIO(data)
         stream.seek(HEADER_LEN)
+        # Resolution only when the writer is another version: fastavro's resolving reader is several times slower.
+        resolve_into = None if writer is reader else reader.parsed
         try:
-            record = schemaless_reader(stream, writer.parsed, reader.parsed)
+            record = schemaless_reader(stream, writer.parsed, resolve_into)
         except (EOFError, ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, OverflowError) as exc:
             raise DecodingError(f"truncated or malformed Avro body for {expected}: {exc!r}",
                                 reason=Reason.MALFORMED_AVRO, raw=bytes(data)) from exc

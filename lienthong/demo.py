@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from consumers.audit_projector import AuditProjector
 from consumers.receiver import Receiver
 from lienthong.agencies import AgencyKind
-from lienthong.audit.store import AuditStore
 from lienthong.audit.timeline import Timeline, build_timeline
 from lienthong.errors import LienthongError
 from lienthong.notices import StatusCode
@@ -80,7 +79,7 @@ def run_demo(bus: Bus, say: Callable[[str], None], timeout_s: float = 120.0) -> 
     for code, name, kind in AGENCIES:
         add_agency(bus, code, name, kind)
     say(f"directory: {publish_directory(bus)} entries published ({len(AGENCIES)} agencies)")
-    audit = AuditStore(bus.settings.audit_db_url())
+    audit = bus.audit_store(writer=True)
     services = _Services(Router(bus, "demo-router"), AuditProjector.connect(bus, audit))
     receivers: dict[str, Receiver] = {}
     try:

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     DUPLICATE = "duplicate"
     KEY_MISMATCH = "key-mismatch"
     STALE = "stale"
+    NOT_AUTHORIZED = "not-authorized"
 
 
 class LienthongError(Exception):
@@ -97,3 +98,10 @@ class NotFoundError(LienthongError):
 
 class FencedError(BrokerError):
     """Another instance with the same transactional id took over: this one must stop."""
+
+
+class BrokerAuthorizationError(BrokerError):
+    """The broker refused a request: this client's principal has no ACL that allows it. Waiting does not help;
+    the identity or the ACLs must be fixed by the operator."""
+
+    reason = Reason.NOT_AUTHORIZED

@@ -17,11 +17,12 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-def configure(level: int = logging.WARNING) -> None:
+def configure(level: int = logging.WARNING, *, client_logs: bool = False) -> None:
+    """Log to stderr. kafka-python reports every failed connection attempt as an ERROR; a command that waits
+    for the broker says so itself in one line, so the client's own lines show only for services (client_logs)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # kafka-python is chatty about reconnects; its warnings are enough.
-    logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
+    logging.getLogger("kafka").setLevel(max(level, logging.WARNING) if client_logs else logging.CRITICAL)

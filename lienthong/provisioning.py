@@ -31,7 +31,7 @@ def add_agency(bus: Bus, code: str, name: str, kind: AgencyKind, key_type: str =
         new_key = not keystore.has(code)
         if new_key:
             ca_created = not (bus.settings.ca_dir / "ca.key.pem").exists()
-            ca = bus.ca()
+            ca = bus.ca(create=True)
             key = generate_key(key_type)
             cert = ca.issue(code, name, key.public_key())
             keystore.save(code, key, cert)

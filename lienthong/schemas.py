@@ -34,6 +34,14 @@ class WireSchema:
     parsed: Any
     canonical_form: str
     fingerprint: bytes  # 8 bytes, CRC-64-AVRO, in the byte order single-object encoding writes it
+    version: str = "current"
+
+
+def _wire(name: str, expanded: dict[str, Any], version: str = "current") -> WireSchema:
+    # Parsed with fastavro's hint, so that its reader and writer do not parse the schema again on every record.
+    parsed = parse_schema(expanded)
+    canonical = to_parsing_canonical_form(parsed)
+    return WireSchema(name, expanded, parsed, canonical, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")), version)
 
 
 def _full_name(name: str, namespace: str | None) -> str:
@@ -102,14 +110,20 @@ class SchemaSet:
             raise ConfigurationError(f"no .avsc files in {folder}")
         self._by_name: dict[str, WireSchema] = {}
         self._by_fingerprint: dict[bytes, WireSchema] = {}
+        self.history: dict[str, list[WireSchema]] = {}
         for full in sources:
-            expanded = _Expander(sources).expand(sources[full], None)
-            parsed = parse_schema(expanded, _write_hint=False)
-            canonical = to_parsing_canonical_form(parsed)
-            fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-            schema = WireSchema(full, expanded, parsed, canonical, fp)
+            schema = _wire(full, _Expander(sources).expand(sources[full], None))
             self._by_name[full] = schema
-            self._by_fingerprint[fp] = schema
+            self._by_fingerprint[schema.fingerprint] = schema
+        # Earlier versions, kept self-contained in history/<name>.v<N>.avsc: still readable by fingerprint,
+        # resolved into the current schema of the same name.
+        for path in sorted((folder / "history").glob("*.v*.avsc")):
+            name, _, version = path.name.removesuffix(".avsc").rpartition(".")
+            if name not in self._by_name:
+                raise ConfigurationError(f"{path}: no current schema {name} for this older version")
+            old = _wire(name, json.loads(path.read_text(encoding="utf-8")), version)
+            self.history.setdefault(name, []).append(old)
+            self._by_fingerprint.setdefault(old.fingerprint, old)
 
     def __getitem__(self, name: str) -> WireSchema:
         return self._by_name[name]

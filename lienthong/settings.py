@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
                                     "so a receiver that was away long loses nothing.")
     audit_retention_ms: int = Field(-1, ge=-1, description="Retention of the audit and DLQ topics; -1 keeps "
                                     "everything, so the audit store can always be rebuilt from the topic.")
+    checkpoint_rows: int = Field(1000, ge=1, description="The projector signs a checkpoint every this many rows…")
+    checkpoint_seconds: float = Field(60.0, gt=0, description="…or after this many seconds, whichever comes first.")
     router_batch_size: int = Field(500, ge=1)
     router_session_timeout_ms: int = Field(10_000, ge=6_000, description="How soon the group notices a dead router.")
     router_transaction_timeout_ms: int = Field(15_000, ge=1_000,
@@ -45,6 +48,21 @@ class Settings(BaseSettings):
                                     description="How long delivered message ids are remembered; older messages "
                                     "are refused as stale.")
     clock_skew_s: int = Field(300, ge=0, description="How far in the future a message's time may be.")
+
+    # --- Transport isolation: mutual TLS to the broker, whose ACLs decide what this identity may do. ---
+    # PLAINTEXT is for the local demo only: whoever reaches the port may read and write every topic.
+    security_protocol: Literal["PLAINTEXT", "SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT (local demo only) or SSL: mutual TLS with a certificate from the bus CA; "
+        "the local broker then starts with TLS listeners and ACLs too.")
+    tls_identity: str = Field("operator", description="The transport identity under <home>/tls/ this process "
+                              "presents when tls_cert and tls_key are not set: its Kafka principal, e.g. operator, "
+                              "router, auditor, agency-000.00.00.G22.")
+    tls_ca: Path | None = Field(None, description="PEM certificate of the CA that issued the broker's certificate "
+                                "(default <home>/tls/ca.cert.pem).")
+    tls_cert: Path | None = Field(None, description="PEM client certificate "
+                                  "(default <home>/tls/<tls_identity>.cert.pem).")
+    tls_key: Path | None = Field(None, description="PEM client key, mode 0600 "
+                                 "(default <home>/tls/<tls_identity>.key.pem).")
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Settings:
@@ -59,6 +77,27 @@ class Settings(BaseSettings):
         if not value or set(value) - allowed:
             raise ValueError("topic prefix may hold only letters, digits, '.', '_' and '-'")
         return value
+
+    @field_validator("tls_identity")
+    @classmethod
+    def _identity_is_a_principal_name(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not value or set(value) - allowed:
+            raise ValueError("TLS identity may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    @property
+    def tls_dir(self) -> Path:
+        """Transport identities (CA certificate, <name>.cert.pem, <name>.key.pem), apart from the signing keys."""
+        return self.home / "tls"
+
+    def tls_files(self) -> tuple[Path, Path, Path] | None:
+        """(CA certificate, client certificate, client key) this process presents; None over PLAINTEXT."""
+        if self.security_protocol != "SSL":
+            return None
+        return (self.tls_ca or self.tls_dir / "ca.cert.pem",
+                self.tls_cert or self.tls_dir / f"{self.tls_identity}.cert.pem",
+                self.tls_key or self.tls_dir / f"{self.tls_identity}.key.pem")
 
     @property
     def keys_dir(self) -> Path:

@@ -13,7 +13,8 @@ def outbox_url(bus: Bus) -> str:
 
 def relay_for(bus: Bus, box: Outbox) -> Relay:
     return Relay(box, bus.settings.bootstrap,
-                 lambda: bus.publisher(client_id="outbox-relay", max_block_ms=10_000, delivery_timeout_ms=30_000))
+                 lambda: bus.publisher(client_id="outbox-relay", max_block_ms=10_000, delivery_timeout_ms=30_000),
+                 bus.tls)
 
 
 def gateway(bus: Bus, agency: str, *, outbox: bool = False, wait_s: float = 10.0) -> Gateway:

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Row
 
 from lienthong.db import make_engine
 from lienthong.errors import BrokerError
-from lienthong.transport.client import Outgoing, Publisher, broker_answers
+from lienthong.transport.client import Outgoing, Publisher, TlsClientConfig, broker_answers
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,11 @@ class RelayResult:
 class Relay:
     """Publishes what waits in the outbox, oldest first, with an idempotent producer."""
 
-    def __init__(self, box: Outbox, bootstrap: str, connect: Callable[[], Publisher]) -> None:
+    def __init__(self, box: Outbox, bootstrap: str, connect: Callable[[], Publisher],
+                 tls: TlsClientConfig | None = None) -> None:
         self.outbox = box
         self._bootstrap = bootstrap
+        self._tls = tls
         self._connect = connect
         self._publisher: Publisher | None = None
 
@@ -165,7 +167,7 @@ class Relay:
             return RelayResult(0, 0)
         try:
             if self._publisher is None:
-                if not broker_answers(self._bootstrap, timeout_s=min(timeout_s, 5.0)):
+                if not broker_answers(self._bootstrap, timeout_s=min(timeout_s, 5.0), tls=self._tls):
                     raise BrokerError(f"the broker at {self._bootstrap} does not answer")
                 self._publisher = self._connect()
             while entries:

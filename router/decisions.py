@@ -129,9 +129,13 @@ class Position:
     timestamp: dt.datetime
 
 
-def audit_events(decision: Decision, position: Position, now: dt.datetime) -> list[AuditEvent]:
-    """The audit trail of one decision."""
-    def event(kind: AuditEventType, at: dt.datetime, recipient: str | None = None, **extra: str | None) -> AuditEvent:
+def audit_events(decision: Decision, position: Position, now: dt.datetime,
+                 raw: bytes | None = None) -> list[AuditEvent]:
+    """The audit trail of one decision; an accepted message's SUBMITTED event carries its signed bytes."""
+    digest = decision.envelope.content_digest if isinstance(decision, Accepted) else None
+
+    def event(kind: AuditEventType, at: dt.datetime, recipient: str | None = None,
+              **extra: str | bytes | None) -> AuditEvent:
         header = decision.message.header if decision.message else None
         return AuditEvent(
             event_id=f"{position.topic}/{position.partition}/{position.offset}/{kind.value}/{recipient or '-'}",
@@ -139,11 +143,12 @@ def audit_events(decision: Decision, position: Position, now: dt.datetime) -> li
             root_id=header.root_id if header else None, kind=header.kind.value if header else None,
             sender=header.sender if header else None, recipient=recipient,
             source_topic=position.topic, source_partition=position.partition, source_offset=position.offset,
-            **extra)
+            content_sha256=digest, **extra)
 
     events = []
     if decision.message is not None:
-        events.append(event(AuditEventType.SUBMITTED, position.timestamp))
+        evidence = raw if isinstance(decision, Accepted) else None
+        events.append(event(AuditEventType.SUBMITTED, position.timestamp, envelope=evidence))
     if isinstance(decision, Rejected):
         events.append(event(AuditEventType.REJECTED, now, reason_code=decision.reason.value, reason=decision.detail))
         return events

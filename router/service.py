@@ -14,11 +14,11 @@ from lienthong.agencies import check_agency_code
 from lienthong.audit.events import AuditEvent
 from lienthong.directory.entries import AgencyEntry
 from lienthong.directory.sync import DirectoryFollower
-from lienthong.errors import BrokerError, FencedError, LienthongError, Reason
+from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
 from lienthong.records import AUDIT_EVENT, SEEN_MESSAGE, audit_event_record, to_millis
-from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, TopicReader
+from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber
 from lienthong.wiring import Bus
 from router.decisions import (
     Accepted,
@@ -91,8 +91,7 @@ class Router:
     def _load_seen(self, partition: int) -> Iterator[tuple[str, int]]:
         """The ids delivered from one ingress partition within the window, from the seen topic."""
         since = to_millis(self.clock() - self._window)
-        reader = TopicReader(self.bus.settings.bootstrap, self.bus.topics.router_seen, partitions=[partition],
-                             since_ms=since)
+        reader = self.bus.topic_reader(self.bus.topics.router_seen, partitions=[partition], since_ms=since)
         try:
             for record in reader.read_to_end():
                 try:
@@ -112,9 +111,9 @@ class Router:
         entries = follower.catch_up()
         bus.ensure_inboxes(admin, [e.code for e in entries if isinstance(e, AgencyEntry)])
         producer = self._publisher()
-        consumer = Subscriber(settings.bootstrap, [bus.topics.ingress], bus.topics.router_group(),
-                              client_id=self.instance, max_poll_records=settings.router_batch_size,
-                              instance_id=self.instance, session_timeout_ms=settings.router_session_timeout_ms)
+        consumer = bus.subscriber([bus.topics.ingress], bus.topics.router_group(), client_id=self.instance,
+                                  max_poll_records=settings.router_batch_size, instance_id=self.instance,
+                                  session_timeout_ms=settings.router_session_timeout_ms)
         seen = SeenIds(lambda p: list(self._load_seen(p)), settings.duplicate_window_s * 1000)
         self._conn = _Connections(admin, follower, consumer, producer, seen)
         log.info("router started", extra={"instance": self.instance, "agencies": len(follower.view.agencies)})
@@ -126,8 +125,9 @@ class Router:
 
     def route(self, record: Record, now: dt.datetime) -> list[Outgoing]:
         """Everything one ingress record turns into: deliveries or a DLQ record, and its audit events."""
+        # Outside the catch-all below: a metadata hiccup is the broker's trouble (abort and retry), not the record's.
+        placement = Placement(record.key, record.partition, self.conn.consumer.partition_count(record.topic))
         try:
-            placement = Placement(record.key, record.partition, self.conn.consumer.partition_count(record.topic))
             decision: Decision = decide(record.value, self.conn.follower.view, self.bus.envelopes, now,
                                         self._skew, self._window, placement)
         except Exception as exc:
@@ -159,7 +159,7 @@ class Router:
                                         "reason": decision.reason.value, "detail": decision.detail})
         position = Position(record.topic, record.partition, record.offset,
                             dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
-        out.extend(self._audit(e) for e in audit_events(decision, position, now))
+        out.extend(self._audit(e) for e in audit_events(decision, position, now, record.value))
         return out
 
     def _audit(self, event: AuditEvent) -> Outgoing:
@@ -217,6 +217,10 @@ class Router:
                     self.run_once()
             except FencedError:
                 log.error("fenced by a newer instance with the same name; stopping", extra={"instance": self.instance})
+                raise
+            except BrokerAuthorizationError:
+                # Waiting does not fix a missing ACL or a wrong identity: the operator does.
+                log.error("the broker refuses this router's identity; stopping", extra={"instance": self.instance})
                 raise
             except BrokerError as exc:
                 log.warning("broker trouble; reconnecting", extra={"error": str(exc), "retry_s": pause})

@@ -19,7 +19,7 @@ class AuditEventType(StrEnum):
 class AuditEvent(BaseModel):
     """An audit event; event_id is derived from the ingress position, so a replay gives the same id."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, ser_json_bytes="hex")
 
     event_id: str
     event: AuditEventType
@@ -35,3 +35,5 @@ class AuditEvent(BaseModel):
     source_topic: str
     source_partition: int
     source_offset: int
+    content_sha256: bytes | None = None
+    envelope: bytes | None = None  # the signed message as it arrived, on SUBMITTED events of accepted messages

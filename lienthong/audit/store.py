@@ -1,71 +1,250 @@
-"""The audit store in SQL: one row per audit event, written idempotently by the projector."""
+"""The audit store in SQL: one chained row per audit event, the signed messages, and signed checkpoints.
+
+One projector writes a store at a time. Each appended row carries the hash of the row before it; every
+`checkpoint_rows` rows (or `checkpoint_seconds`, whichever comes first) the operator key signs the hash of the
+last row. The schema is managed by Alembic (lienthong/audit/migrations).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from alembic import command
+from alembic.config import Config
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
 
+from lienthong.audit.chain import FIELDS, GENESIS, ChainRow, Finding, Problem, Report, link, verify_chain
 from lienthong.audit.events import AuditEvent, AuditEventType
+from lienthong.certificates import fingerprint
+from lienthong.codec import SingleObjectCodec
 from lienthong.db import make_engine
-from lienthong.errors import ConfigurationError
+from lienthong.errors import ConfigurationError, LienthongError, SignatureError
+from lienthong.records import from_millis, to_millis
+from lienthong.signing import SignatureAlgorithm, Signer, verify
+
+CHECKPOINT = "gov.lienthong.AuditCheckpoint"
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 metadata = MetaData()
-
 audit_events = Table(
     "audit_events", metadata,
-    Column("seq", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("event_id", String(200), nullable=False, unique=True),
     Column("event", String(16), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("message_id", String(64), index=True),
-    Column("root_id", Text, index=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("message_id", String(64)),
+    Column("root_id", Text),
     Column("kind", String(16)),
-    Column("sender", String(16), index=True),
-    Column("recipient", String(16), index=True),
+    Column("sender", String(16)),
+    Column("recipient", String(16)),
     Column("status", String(2)),
     Column("reason_code", String(40)),
     Column("reason", Text),
     Column("source_topic", Text, nullable=False),
     Column("source_partition", Integer, nullable=False),
     Column("source_offset", BigInteger, nullable=False),
+    Column("content_sha256", String(64)),
+    Column("prev_hash", LargeBinary(32), nullable=False),
+    Column("row_hash", LargeBinary(32), nullable=False),
+)
+audit_messages = Table(
+    "audit_messages", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+)
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("statement", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("certificate_fingerprint", String(64), nullable=False),
+    Column("algorithm", String(32), nullable=False),
+)
+chain_head = Table(
+    "audit_chain_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("row_hash", LargeBinary(32), nullable=False),
+    Column("checkpoint_seq", BigInteger, nullable=False),
+    Column("checkpoint_at_ms", BigInteger, nullable=False),
 )
 
+EVENT_COLUMNS = [audit_events.c[name] for name in FIELDS]
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+def event_values(e: AuditEvent) -> tuple[Any, ...]:
+    """An event's hashed fields in chain order (chain.FIELDS), as stored."""
+    return (e.event_id, e.event.value, to_millis(e.at), e.message_id, e.root_id, e.kind, e.sender, e.recipient,
+            e.status, e.reason_code, e.reason, e.source_topic, e.source_partition, e.source_offset,
+            e.content_sha256.hex() if e.content_sha256 else None)
+
+
+def event_from_values(values: Iterable[Any]) -> AuditEvent:
+    row = dict(zip(FIELDS, values, strict=True))
+    at = from_millis(row.pop("at_ms"))
+    digest = row.pop("content_sha256")
+    return AuditEvent(**row, at=at, content_sha256=bytes.fromhex(digest) if digest else None)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    statement: bytes
+    signature: bytes
+    certificate_fingerprint: str
+    algorithm: SignatureAlgorithm
+
+
+def migrate(engine: Any) -> None:
+    """Bring the audit schema to the newest revision (Alembic)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
 
 
 class AuditStore:
-    """Insert audit events once each; read them back by document."""
+    """Append audit events to the chain once each; read and verify them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, codec: SingleObjectCodec | None = None, signer: Signer | None = None,
+                 checkpoint_rows: int = 1000, checkpoint_seconds: float = 60.0, *, upgrade: bool = True) -> None:
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
         self._dialect = self.engine.dialect.name
         if self._dialect not in ("sqlite", "postgresql"):
             raise ConfigurationError(f"the audit store runs on SQLite or PostgreSQL, not {self._dialect}")
+        if upgrade:  # readers (the auditor's server) can run on a SELECT-only role and skip this
+            migrate(self.engine)
+        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        columns = ["seq", *FIELDS, "prev_hash", "row_hash"]
+        self._insert_sql = (f"INSERT INTO audit_events ({', '.join(columns)}) "
+                            f"VALUES ({', '.join([marker] * len(columns))})")
+        self.codec = codec
+        self.signer = signer
+        self.checkpoint_rows = checkpoint_rows
+        self.checkpoint_seconds = checkpoint_seconds
 
-    def add(self, events: Iterable[AuditEvent]) -> None:
-        """Insert the events whose event_id is new, in one transaction; known event_ids are skipped."""
-        rows = [{**e.model_dump(), "event": e.event.value} for e in events]
-        if not rows:
-            return
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        stmt = insert(audit_events).on_conflict_do_nothing(index_elements=["event_id"])
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def _head(self, conn: Connection) -> tuple[int, bytes, int, int]:
+        query = select(chain_head).where(chain_head.c.id == 1)
+        if self._dialect == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            conn.execute(insert(chain_head).values(id=1, seq=0, row_hash=GENESIS, checkpoint_seq=0,
+                                                   checkpoint_at_ms=int(time.time() * 1000)))
+            return 0, GENESIS, 0, int(time.time() * 1000)
+        return int(row.seq), bytes(row.row_hash), int(row.checkpoint_seq), int(row.checkpoint_at_ms)
+
+    def _known(self, conn: Connection, event_ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            known.update(conn.execute(select(audit_events.c.event_id)
+                                      .where(audit_events.c.event_id.in_(chunk))).scalars())
+        return known
+
+    def add(self, events: Iterable[AuditEvent]) -> int:
+        """Chain the events whose event_id is new onto the store, in one transaction; returns how many."""
+        events = list(events)
+        if not events:
+            return 0
         with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+            seq, prev, checkpoint_seq, _ = self._head(conn)
+            known = self._known(conn, [e.event_id for e in events])
+            rows: list[tuple[Any, ...]] = []
+            messages: list[dict[str, Any]] = []
+            due: list[tuple[int, bytes]] = []
+            for event in events:
+                if event.event_id in known:
+                    continue
+                known.add(event.event_id)
+                values = event_values(event)
+                row_hash = link(prev, values)
+                seq += 1
+                rows.append((seq, *values, prev, row_hash))
+                prev = row_hash
+                if self.signer is not None and seq - checkpoint_seq >= self.checkpoint_rows:
+                    due.append((seq, row_hash))  # exactly every checkpoint_rows rows
+                    checkpoint_seq = seq
+                if event.envelope is not None and event.message_id and event.content_sha256:
+                    messages.append({"message_id": event.message_id, "content_sha256": event.content_sha256.hex(),
+                                     "envelope": event.envelope})
+            if rows:
+                # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost more than
+                # hashing and writing the row.
+                conn.exec_driver_sql(self._insert_sql, rows)
+                self._add_messages(conn, messages)
+                conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=seq, row_hash=prev))
+                for checkpoint in due:
+                    self._checkpoint(conn, *checkpoint)
+        return len(rows)
 
-    def events(self, root_id: str | None = None) -> list[AuditEvent]:
-        query = select(audit_events).order_by(audit_events.c.seq)
+    def _add_messages(self, conn: Connection, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        known = set(conn.execute(select(audit_messages.c.message_id).where(
+            audit_messages.c.message_id.in_([m["message_id"] for m in messages]))).scalars())
+        fresh = {m["message_id"]: m for m in messages if m["message_id"] not in known}
+        if fresh:
+            conn.execute(insert(audit_messages), list(fresh.values()))
+
+    def _checkpoint(self, conn: Connection, seq: int, row_hash: bytes) -> None:
+        if self.signer is None or self.codec is None:
+            raise ConfigurationError("checkpoints need the operator's signing key and the codec")
+        now_ms = int(time.time() * 1000)
+        statement = self.codec.encode(CHECKPOINT, {"seq": seq, "row_hash": row_hash, "signed_at": now_ms})
+        conn.execute(insert(audit_checkpoints).values(
+            seq=seq, statement=statement, signature=self.signer.sign(statement),
+            certificate_fingerprint=self.signer.certificate_fingerprint, algorithm=self.signer.algorithm.value))
+        conn.execute(update(chain_head).where(chain_head.c.id == 1).values(checkpoint_seq=seq,
+                                                                          checkpoint_at_ms=now_ms))
+
+    def checkpoint(self, *, force: bool = False) -> int | None:
+        """Sign the current head if rows were added since the last checkpoint and it is due (or forced)."""
+        with self.engine.begin() as conn:
+            seq, row_hash, checkpoint_seq, checkpoint_at = self._head(conn)
+            due = force or (time.time() * 1000 - checkpoint_at) >= self.checkpoint_seconds * 1000
+            if seq > checkpoint_seq and due:
+                self._checkpoint(conn, seq, row_hash)
+                return seq
+        return None
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def events(self, root_id: str | None = None, message_ids: Iterable[str] | None = None) -> list[AuditEvent]:
+        query = select(*EVENT_COLUMNS).order_by(audit_events.c.seq)
         if root_id is not None:
             query = query.where(audit_events.c.root_id == root_id)
+        if message_ids is not None:
+            query = query.where(audit_events.c.message_id.in_(list(message_ids)))
         with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [AuditEvent(**{**{k: v for k, v in row.items() if k != "seq"},
-                              "at": _utc(row["at"]), "event": AuditEventType(row["event"])}) for row in rows]
+            return [event_from_values(row) for row in conn.execute(query)]
 
     def count(self, event: AuditEventType | None = None) -> int:
         query = select(func.count()).select_from(audit_events)
@@ -74,5 +253,138 @@ class AuditStore:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def chain_rows(self, first: int = 1, last: int | None = None, batch: int = 20_000) -> Iterator[ChainRow]:
+        """Rows in seq order, with their hashes and hashed values."""
+        for row in self.flat_rows(first, last, batch):
+            yield ChainRow(row[0], bytes(row[1]), bytes(row[2]), tuple(row[3:]))
+
+    def flat_rows(self, first: int = 1, last: int | None = None, batch: int = 20_000) -> Iterator[Sequence[Any]]:
+        """Rows as flat tuples (seq, prev_hash, row_hash, *values), from the driver's own cursor without
+        SQLAlchemy's row objects: verification reads every row, and this is most of its cost."""
+        columns = ", ".join(["seq", "prev_hash", "row_hash", *FIELDS])
+        bound = "" if last is None else f" AND seq <= {int(last)}"
+        sql = f"SELECT {columns} FROM audit_events WHERE seq >= {int(first)}{bound} ORDER BY seq"
+        with self.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(batch):
+                    yield from rows
+            finally:
+                cursor.close()
+
+    def checkpoints(self) -> dict[int, Checkpoint]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
+        return {int(r.seq): Checkpoint(int(r.seq), bytes(r.statement), bytes(r.signature),
+                                       r.certificate_fingerprint, SignatureAlgorithm(r.algorithm)) for r in rows}
+
+    def head(self) -> tuple[int, bytes]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(chain_head).where(chain_head.c.id == 1)).first()
+        return (int(row.seq), bytes(row.row_hash)) if row else (0, GENESIS)
+
+    def envelopes(self, message_ids: Iterable[str]) -> dict[str, bytes]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(audit_messages.c.message_id, audit_messages.c.envelope)
+                                .where(audit_messages.c.message_id.in_(list(message_ids)))).all()
+        return {r.message_id: bytes(r.envelope) for r in rows}
+
+    def verify(self, ca_certificate: x509.Certificate, codec: SingleObjectCodec, workers: int | None = None) -> Report:
+        """Recompute the chain and check every checkpoint's signature; the first broken row is reported.
+
+        A long chain is cut into ranges checked in parallel processes (each reads its own range and the two rows
+        before it, which the range before checks); the reports are joined in order, up to the first finding.
+        """
+        checkpoints = self.checkpoints()
+        head_seq, _ = self.head()
+        workers = workers or (min(os.cpu_count() or 1, 4) if head_seq >= PARALLEL_FROM else 1)
+        if workers > 1:
+            url = self.engine.url.render_as_string(hide_password=False)
+            report = self._verify_parallel(url, ca_certificate, checkpoints, head_seq, workers)
+        else:
+            checker = checkpoint_checker(checkpoints, ca_certificate, codec)
+            report = verify_chain(self.flat_rows(), set(checkpoints), checker)
+        if report.ok:
+            head_seq, _ = self.head()
+            if head_seq > report.last_seq:
+                report.findings.append(Finding(Problem.DELETED, report.last_seq + 1,
+                                               f"the chain head says {head_seq} rows, the table ends at "
+                                               f"{report.last_seq}"))
+        return report
+
+    def _verify_parallel(self, url: str, ca_certificate: x509.Certificate, checkpoints: dict[int, Checkpoint],
+                         head_seq: int, workers: int) -> Report:
+        size = -(-head_seq // workers)
+        ranges = [(first, min(first + size - 1, head_seq)) for first in range(1, head_seq + 1, size)]
+        ca_pem = ca_certificate.public_bytes(serialization.Encoding.PEM)
+        # fork starts in milliseconds; the verifying process holds no threads or broker connections to inherit.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=len(ranges), mp_context=context) as pool:
+            parts = list(pool.map(_verify_range, [(url, ca_pem, checkpoints, first, last, last == head_seq)
+                                                  for first, last in ranges]))
+        report = Report()
+        for part in parts:
+            report.rows += part.rows
+            report.checkpoints += part.checkpoints
+            report.last_seq = part.last_seq
+            report.last_checkpoint_seq = max(report.last_checkpoint_seq, part.last_checkpoint_seq)
+            if part.findings:
+                report.findings = part.findings
+                break
+        return report
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+PARALLEL_FROM = 100_000  # rows; below this, starting processes costs more than it saves
+
+
+def _verify_range(job: tuple[str, bytes, dict[int, Checkpoint], int, int, bool]) -> Report:
+    """One range of a parallel verification, in its own process with its own connection."""
+    url, ca_pem, checkpoints, first, last, is_last = job
+    from lienthong.schemas import SchemaSet
+
+    ca_certificate = x509.load_pem_x509_certificate(ca_pem)
+    codec = SingleObjectCodec(SchemaSet())
+    engine = make_engine(url)
+    try:
+        store = AuditStore.__new__(AuditStore)
+        store.engine = engine
+        # The two rows before the range give its starting hashes; the range before checks them. If one is
+        # missing, that range reports it, and its finding comes first when the reports are joined.
+        hashes = {row[0]: bytes(row[2]) for row in store.flat_rows(max(1, first - 2), first - 1)} if first > 1 else {}
+        start_hash = GENESIS if first == 1 else hashes.get(first - 1, GENESIS)
+        earlier = hashes.get(first - 2, b"")
+        in_range = store.flat_rows(first, None if is_last else last + 1)
+        checker = checkpoint_checker(checkpoints, ca_certificate, codec)
+        selected = {s for s in checkpoints if first <= s <= last} if not is_last else {s for s in checkpoints
+                                                                                        if s >= first}
+        return verify_chain(in_range, selected, checker, first, start_hash, earlier, None if is_last else last)
+    finally:
+        engine.dispose()
+
+
+def checkpoint_checker(checkpoints: dict[int, Checkpoint], ca_certificate: x509.Certificate,
+                       codec: SingleObjectCodec) -> Any:
+    """A function telling whether the checkpoint at a seq is validly signed and names that row hash."""
+    ca_fp = fingerprint(ca_certificate)
+
+    def check(seq: int, row_hash: bytes) -> str | None:
+        cp = checkpoints[seq]
+        if cp.certificate_fingerprint != ca_fp:
+            return "checkpoint is signed by a key other than the operator's"
+        try:
+            verify(ca_certificate.public_key(), cp.algorithm, cp.statement, cp.signature)  # type: ignore[arg-type]
+            statement = codec.decode(cp.statement, CHECKPOINT)
+        except (LienthongError, SignatureError) as exc:
+            return f"checkpoint signature does not hold: {exc}"
+        if statement["seq"] != seq:
+            return f"checkpoint statement is about row {statement['seq']}"
+        if statement["row_hash"] != row_hash:
+            return ("the rows up to here were rewritten: the signed checkpoint names another hash "
+                    f"({statement['row_hash'].hex()[:16]}…) than the chain now ends in ({row_hash.hex()[:16]}…)")
+        return None
+
+    return check

@@ -36,6 +36,12 @@ def add(ctx: typer.Context,
     if publish:
         count = publish_directory(b)
         out.print(f"published {count} directory entries to {b.topics.directory}")
+    if b.settings.security_protocol == "SSL":
+        from lienthong.cli.kafka_cmd import apply_acls
+
+        applied = apply_acls(b.settings, [code])
+        out.print(f"granted {code} its Kafka ACLs ({len(applied.grants)} grants in force)"
+                  + (f"; new TLS identities: {', '.join(applied.issued)}" if applied.issued else ""))
 
 
 @app.command("list")

@@ -46,7 +46,8 @@ def main_options(
         ctx.obj = Settings(**overrides)  # type: ignore[arg-type]
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        raise LienthongError(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        text = first["msg"].removeprefix("Value error, ")
+        raise LienthongError(f"bad setting {'.'.join(map(str, first['loc']))}: {text}") from exc
 
 
 @app.command()
@@ -60,7 +61,7 @@ def demo(ctx: typer.Context,
     started = time.monotonic()
     broker = kafka_cmd.local_broker(s)
     started_here = False
-    if broker_answers(s.bootstrap):
+    if broker_answers(s.bootstrap, tls=bus(ctx).tls):
         out.print(f"using the Kafka broker that answers on {s.bootstrap}")
     else:
         kafka_cmd.fetch_with_progress(broker)

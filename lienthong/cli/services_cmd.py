@@ -10,7 +10,6 @@ import typer
 
 from consumers.audit_projector import AuditProjector
 from lienthong import logs
-from lienthong.audit.store import AuditStore
 from lienthong.cli.common import bus, out
 from lienthong.db import display_url
 from lienthong.metrics import ProjectorMetrics, RouterMetrics, serve
@@ -33,14 +32,15 @@ def run_router(ctx: typer.Context,
                                             help="Stable name of this instance; its transactional id"),
                verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     """Route ingress to inboxes until SIGINT or SIGTERM."""
-    logs.configure(logging.INFO if verbose else logging.WARNING)
+    logs.configure(logging.INFO if verbose else logging.WARNING, client_logs=True)
     b = bus(ctx)
     metrics = RouterMetrics()
     if b.settings.metrics_port:
         serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
     router = Router(b, instance, metrics)
     stop = _stop_on_signals()
-    out.print(f"router {instance} consuming {b.topics.ingress} on {b.settings.bootstrap}; Ctrl-C stops it")
+    out.print(f"router {instance} starting on {b.settings.bootstrap} (it waits for the broker if it is not up); "
+              "Ctrl-C stops it")
     try:
         router.run(stop)  # waits for the broker if it is not there yet, and through any later outage
     finally:
@@ -50,9 +50,9 @@ def run_router(ctx: typer.Context,
 @projector_app.command("run")
 def run_projector(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     """Project audit events into the audit database until SIGINT or SIGTERM."""
-    logs.configure(logging.INFO if verbose else logging.WARNING)
+    logs.configure(logging.INFO if verbose else logging.WARNING, client_logs=True)
     b = bus(ctx)
-    store = AuditStore(b.settings.audit_db_url())
+    store = b.audit_store(writer=True)
     metrics = ProjectorMetrics()
     if b.settings.metrics_port:
         serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)

@@ -102,6 +102,12 @@ class DirectoryStore:
                     not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc))
         return CertificateEntry(fingerprint=fp, agency=code, der=cert.public_bytes(serialization.Encoding.DER))
 
+    def certificates(self) -> dict[str, x509.Certificate]:
+        """Every certificate the directory ever held, by fingerprint (old ones verify old messages)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(certificates.c.fingerprint, certificates.c.pem)).all()
+        return {r.fingerprint: x509.load_pem_x509_certificate(r.pem.encode()) for r in rows}
+
     def set_group(self, name: str, members: list[str]) -> GroupEntry:
         for code in members:
             self.agency(code)

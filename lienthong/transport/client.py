@@ -6,19 +6,62 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, ProducerFencedError, TopicAlreadyExistsError
+from kafka.errors import (
+    AuthorizationError,
+    KafkaError,
+    ProducerFencedError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
-from lienthong.errors import BrokerError, FencedError
+from lienthong.errors import BrokerAuthorizationError, BrokerError, ConfigurationError, FencedError
 
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class TlsClientConfig:
+    """Mutual TLS to the broker: the CA that issued the broker's certificate, and this client's certificate and key.
+
+    The broker takes this client's Kafka principal from the certificate's subject, so the files say who the
+    client is; there is no other credential.
+    """
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    check_hostname: bool = True
+
+    def kafka_options(self) -> dict[str, Any]:
+        """The kafka-python options for an SSL connection with these files."""
+        for what, path in (("CA certificate", self.cafile), ("certificate", self.certfile), ("key", self.keyfile)):
+            if not path.is_file():
+                raise ConfigurationError(f"TLS {what} {path} does not exist; issue the identity with "
+                                         "`lienthong kafka tls issue` or set LIENTHONG_TLS_CA/_CERT/_KEY")
+        return {"security_protocol": "SSL", "ssl_cafile": str(self.cafile), "ssl_certfile": str(self.certfile),
+                "ssl_keyfile": str(self.keyfile), "ssl_check_hostname": self.check_hostname}
+
+
+def _security(tls: TlsClientConfig | None) -> dict[str, Any]:
+    return tls.kafka_options() if tls is not None else {"security_protocol": "PLAINTEXT"}
+
+
+def as_broker_error(what: str, exc: KafkaError, *, as_text: bool = False) -> BrokerError:
+    """Our error for a failed Kafka call (the error as text or as its repr); a refusal says "not authorized"."""
+    if isinstance(exc, AuthorizationError):
+        return BrokerAuthorizationError(
+            f"{what}: not authorized ({type(exc).__name__}: {exc}); the broker's ACLs do not allow this "
+            "client's TLS identity to do it")
+    return BrokerError(f"{what}: {exc}" if as_text else f"{what}: {exc!r}")
 
 
 @dataclass(frozen=True)
@@ -56,9 +99,9 @@ class Publisher:
     def __init__(self, bootstrap: str, *, transactional_id: str | None = None, client_id: str = "lienthong",
                  max_request_size: int = 1_048_576, linger_ms: int = 5,
                  max_block_ms: int = 60_000, delivery_timeout_ms: int = 120_000,
-                 transaction_timeout_ms: int = 60_000) -> None:
+                 transaction_timeout_ms: int = 60_000, tls: TlsClientConfig | None = None) -> None:
         config: dict[str, Any] = dict(
-            bootstrap_servers=bootstrap.split(","), client_id=client_id, acks="all",
+            bootstrap_servers=bootstrap.split(","), client_id=client_id, acks="all", **_security(tls),
             enable_idempotence=True, max_request_size=max_request_size, linger_ms=linger_ms,
             max_block_ms=max_block_ms, delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=min(30_000, delivery_timeout_ms - linger_ms - 1),
@@ -69,7 +112,7 @@ class Publisher:
         try:
             self._producer = KafkaProducer(**config)
         except KafkaError as exc:
-            raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}") from exc
+            raise as_broker_error(f"cannot connect a producer to {bootstrap}", exc, as_text=True) from exc
         self.transactional = transactional_id is not None
         if self.transactional:
             self._call("init_transactions")
@@ -80,7 +123,7 @@ class Publisher:
         except ProducerFencedError as exc:
             raise FencedError(f"this producer was fenced by a newer instance: {exc!r}") from exc
         except KafkaError as exc:
-            raise BrokerError(f"Kafka {method} failed: {exc!r}") from exc
+            raise as_broker_error(f"Kafka {method} failed", exc) from exc
 
     def send(self, record: Outgoing) -> Any:
         """Queue a record; returns a future whose .get() raises on failure."""
@@ -88,7 +131,7 @@ class Publisher:
             return self._producer.send(record.topic, value=record.value, key=record.key,
                                        headers=list(record.headers), partition=record.partition)
         except KafkaError as exc:
-            raise BrokerError(f"cannot publish to {record.topic}: {exc!r}") from exc
+            raise as_broker_error(f"cannot publish to {record.topic}", exc) from exc
 
     def send_and_wait(self, record: Outgoing, timeout_s: float = 30.0) -> tuple[int, int]:
         """Publish one record and wait until the broker acknowledged it; returns (partition, offset)."""
@@ -96,7 +139,7 @@ class Publisher:
         try:
             meta = future.get(timeout=timeout_s)
         except KafkaError as exc:
-            raise BrokerError(f"broker did not acknowledge the record on {record.topic}: {exc!r}") from exc
+            raise as_broker_error(f"broker did not acknowledge the record on {record.topic}", exc) from exc
         return meta.partition, meta.offset
 
     def flush(self, timeout_s: float | None = None) -> None:
@@ -151,8 +194,9 @@ class Subscriber:
     def __init__(self, bootstrap: str, topics: Iterable[str], group: str, *, client_id: str = "lienthong",
                  read_committed: bool = True, max_poll_records: int = 500,
                  auto_offset_reset: str = "earliest", instance_id: str | None = None,
-                 session_timeout_ms: int = 45_000) -> None:
+                 session_timeout_ms: int = 45_000, tls: TlsClientConfig | None = None) -> None:
         self._listener = _Listener()
+        self._topics = set(topics)
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap.split(","), group_id=group, client_id=client_id,
@@ -160,11 +204,25 @@ class Subscriber:
                 isolation_level="read_committed" if read_committed else "read_uncommitted",
                 max_poll_records=max_poll_records, group_instance_id=instance_id,
                 session_timeout_ms=session_timeout_ms,
-                heartbeat_interval_ms=max(1000, session_timeout_ms // 5),
+                heartbeat_interval_ms=max(1000, session_timeout_ms // 5), **_security(tls),
             )
-            self._consumer.subscribe(list(topics), listener=self._listener)
+            self._consumer.subscribe(sorted(self._topics), listener=self._listener)
+            # Know the partitions before the first join. kafka-python 3.0.12 otherwise may assign nothing (no
+            # metadata yet), rejoin when the metadata arrives, and, if that second join outlasts one poll's
+            # timeout, drop its assignment and stay in the group with no partitions for good.
+            for topic in sorted(self._topics):
+                self._consumer.partitions_for_topic(topic)
         except KafkaError as exc:
-            raise BrokerError(f"cannot connect a consumer to {bootstrap}: {exc}") from exc
+            raise as_broker_error(f"cannot connect a consumer to {bootstrap}", exc, as_text=True) from exc
+
+    def _check_authorized(self) -> None:
+        # kafka-python 3.0 logs a TOPIC_AUTHORIZATION_FAILED metadata answer for a subscribed topic and then polls
+        # nothing, for ever; the Java client raises. Raise as Java does, so a refusal never looks like silence.
+        cluster = getattr(self._consumer, "_cluster", None)
+        refused = set(getattr(cluster, "unauthorized_topics", None) or ()) & self._topics
+        if refused:
+            cause = TopicAuthorizationFailedError(sorted(refused))
+            raise as_broker_error(f"cannot read {', '.join(sorted(refused))}", cause) from cause
 
     def partition_count(self, topic: str) -> int:
         partitions = self._consumer.partitions_for_topic(topic)
@@ -181,7 +239,8 @@ class Subscriber:
         try:
             batch = self._consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
-            raise BrokerError(f"poll failed: {exc!r}") from exc
+            raise as_broker_error("poll failed", exc) from exc
+        self._check_authorized()
         records = [_to_record(raw) for raws in batch.values() for raw in raws]
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
@@ -197,7 +256,7 @@ class Subscriber:
         try:
             self._consumer.commit()
         except KafkaError as exc:
-            raise BrokerError(f"offset commit failed: {exc!r}") from exc
+            raise as_broker_error("offset commit failed", exc) from exc
 
     def rewind_to_committed(self) -> None:
         """After an aborted transaction: go back to what the group committed, so nothing is skipped."""
@@ -219,17 +278,21 @@ class TopicReader:
     """Reads a topic (or some of its partitions) from the beginning or from a time, without a group."""
 
     def __init__(self, bootstrap: str, topic: str, *, read_committed: bool = True,
-                 partitions: Iterable[int] | None = None, since_ms: int | None = None) -> None:
+                 partitions: Iterable[int] | None = None, since_ms: int | None = None,
+                 tls: TlsClientConfig | None = None) -> None:
         self.topic = topic
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None,
-                isolation_level="read_committed" if read_committed else "read_uncommitted",
+                isolation_level="read_committed" if read_committed else "read_uncommitted", **_security(tls),
             )
             existing = self._consumer.partitions_for_topic(topic)
         except KafkaError as exc:
-            raise BrokerError(f"cannot read {topic} from {bootstrap}: {exc}") from exc
+            raise as_broker_error(f"cannot read {topic} from {bootstrap}", exc, as_text=True) from exc
         if not existing:
+            if tls is not None:  # the broker hides the topics a principal may not describe
+                raise BrokerAuthorizationError(f"topic {topic} does not exist on {bootstrap}, or this client's "
+                                               "TLS identity is not authorized to describe it")
             raise BrokerError(f"topic {topic} does not exist on {bootstrap}")
         wanted = sorted(existing if partitions is None else set(partitions) & set(existing))
         self._tps = [TopicPartition(topic, p) for p in wanted]
@@ -239,7 +302,7 @@ class TopicReader:
             try:
                 found = self._consumer.offsets_for_times({tp: since_ms for tp in self._tps})
             except KafkaError as exc:
-                raise BrokerError(f"cannot look up offsets of {topic} by time: {exc!r}") from exc
+                raise as_broker_error(f"cannot look up offsets of {topic} by time", exc) from exc
             for tp, hit in found.items():
                 if hit is not None:
                     self._consumer.seek(tp, hit.offset)
@@ -250,7 +313,7 @@ class TopicReader:
         try:
             batch = self._consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
-            raise BrokerError(f"poll of {self.topic} failed: {exc!r}") from exc
+            raise as_broker_error(f"poll of {self.topic} failed", exc) from exc
         return [_to_record(raw) for raws in batch.values() for raw in raws]
 
     def read_to_end(self, timeout_s: float = 30.0) -> Iterator[Record]:
@@ -258,7 +321,7 @@ class TopicReader:
         try:
             ends = self._consumer.end_offsets(self._tps)
         except KafkaError as exc:
-            raise BrokerError(f"cannot read end offsets of {self.topic}: {exc!r}") from exc
+            raise as_broker_error(f"cannot read end offsets of {self.topic}", exc) from exc
         deadline = time.monotonic() + timeout_s
         while any(self._consumer.position(tp) < end for tp, end in ends.items()):
             if time.monotonic() > deadline:
@@ -272,19 +335,20 @@ class TopicReader:
 class Admin:
     """Topic administration."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, *, tls: TlsClientConfig | None = None) -> None:
         self.bootstrap = bootstrap
+        self.tls = tls
         try:
             self._admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="lienthong-admin",
-                                           request_timeout_ms=15_000)
+                                           request_timeout_ms=15_000, **_security(tls))
         except KafkaError as exc:
-            raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
+            raise as_broker_error(f"cannot reach the Kafka broker at {bootstrap}", exc, as_text=True) from exc
 
     def existing_topics(self) -> set[str]:
         try:
             return set(self._admin.list_topics())
         except KafkaError as exc:
-            raise BrokerError(f"cannot list topics: {exc!r}") from exc
+            raise as_broker_error("cannot list topics", exc) from exc
 
     def ensure_topics(self, names: Iterable[str], *, partitions: int = 1, replication: int = 1,
                       configs: Mapping[str, str] | None = None) -> list[str]:
@@ -298,7 +362,7 @@ class Admin:
         except TopicAlreadyExistsError:
             pass
         except KafkaError as exc:
-            raise BrokerError(f"cannot create topics {missing}: {exc!r}") from exc
+            raise as_broker_error(f"cannot create topics {missing}", exc) from exc
         self._wait_for_metadata(missing)
         return missing
 
@@ -316,7 +380,7 @@ class Admin:
             try:
                 self._admin.delete_topics(doomed)
             except KafkaError as exc:
-                raise BrokerError(f"cannot delete topics: {exc!r}") from exc
+                raise as_broker_error("cannot delete topics", exc) from exc
 
     def close(self) -> None:
         self._admin.close()
@@ -327,11 +391,11 @@ def key_partition(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True if a broker at bootstrap answers a metadata request within the timeout."""
+def broker_answers(bootstrap: str, timeout_s: float = 5.0, *, tls: TlsClientConfig | None = None) -> bool:
+    """True if a broker at bootstrap answers a metadata request within the timeout (over mutual TLS if given)."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=int(timeout_s * 1000),
-                                 bootstrap_timeout_ms=int(timeout_s * 1000))
+                                 bootstrap_timeout_ms=int(timeout_s * 1000), **_security(tls))
     except (KafkaError, ValueError, OSError):
         return False
     try:

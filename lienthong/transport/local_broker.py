@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lienthong.errors import BrokerError, ConfigurationError
-from lienthong.transport.client import broker_answers
+from lienthong.transport.client import TlsClientConfig, broker_answers
 from lienthong.transport.jars import PinnedJar, fetch_jars, read_lock
 
 LOCK_FILE = Path(__file__).with_name("kafka-jars.lock")
+
+# The principal of a TLS client is the CN of a bus transport certificate (CN=<name>,OU=transport,O=lienthong,
+# as Java prints the subject in RFC 2253 order): User:router, User:agency-000.00.00.G22. Any other subject the
+# CA signed (an agency's signing certificate, say) keeps its whole DN as principal, which no ACL names.
+PRINCIPAL_MAPPING_RULES = "RULE:^CN=([A-Za-z0-9._-]+),OU=transport,O=lienthong$/$1/,DEFAULT"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 
 _LOG4J = """\
 rootLogger.level=INFO
@@ -29,6 +35,21 @@ appender.file.layout.pattern=[%d] %p %m (%c)%n
 logger.state.name=state.change.logger
 logger.state.level=WARN
 """
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """The broker's side of mutual TLS: the CA it trusts (PEM), its own certificate and key (PEM, issued by the bus
+    CA with server and client authentication for 127.0.0.1), and the principals that bypass the ACLs."""
+
+    ca: Path
+    certificate: Path
+    key: Path
+    super_users: tuple[str, ...] = ("broker", "operator")
+
+    def client(self) -> TlsClientConfig:
+        """The broker's own identity as a client: how `status` and the start-up wait reach it."""
+        return TlsClientConfig(self.ca, self.certificate, self.key)
 
 
 @dataclass
@@ -47,12 +68,18 @@ class BrokerStatus:
 
 
 class LocalBroker:
-    """One Kafka node in `folder` (data, logs, config, pid file), listening on 127.0.0.1 only."""
+    """One Kafka node in `folder` (data, logs, config, pid file), listening on 127.0.0.1 only.
+
+    Without `tls` both listeners are PLAINTEXT and anyone who reaches the port may do anything: the local demo
+    only. With `tls` both listeners require a client certificate from the bus CA (mutual TLS), and the
+    StandardAuthorizer allows only what an ACL grants (lienthong/transport/acls.py) or a super user does.
+    """
 
     def __init__(self, folder: Path, *, port: int = 9092, controller_port: int = 9093,
                  maven_repo: str = "https://repo1.maven.org/maven2", heap: str = "768m",
-                 start_timeout_s: float = 60.0, libs: Path | None = None) -> None:
+                 start_timeout_s: float = 60.0, libs: Path | None = None, tls: TlsMaterial | None = None) -> None:
         self.folder = folder
+        self.tls = tls
         self._libs = libs or folder / "libs"
         self.port = port
         self.controller_port = controller_port
@@ -63,6 +90,13 @@ class LocalBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def security_protocol(self) -> str:
+        return "SSL" if self.tls else "PLAINTEXT"
+
+    def _client_tls(self) -> TlsClientConfig | None:
+        return self.tls.client() if self.tls else None
 
     @property
     def libs(self) -> Path:
@@ -89,15 +123,17 @@ class LocalBroker:
     def _write_config(self) -> Path:
         data = self.folder / "data"
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+        protocol = self.security_protocol
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"{protocol}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"{protocol}://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": protocol,
+            "listener.security.protocol.map": f"{protocol}:{protocol},CONTROLLER:{protocol}",
+            **(self._tls_config(self.tls) if self.tls else {}),
             "log.dirs": str(data),
             "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "3",
@@ -115,6 +151,40 @@ class LocalBroker:
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
         (self.folder / "log4j2.properties").write_text(_LOG4J.format(log=self.log_file), encoding="utf-8")
         return path
+
+    def _tls_config(self, tls: TlsMaterial) -> dict[str, str]:
+        """Mutual TLS on both listeners, principals from the certificate subject, and the StandardAuthorizer.
+
+        The controller listener is TLS too, with the same client authentication. Under the authorizer the
+        controller checks the principal of the broker registering with it (CLUSTER_ACTION); over a PLAINTEXT
+        controller listener that principal is User:ANONYMOUS, which would then have to be a super user, and any
+        local process could use that listener to rewrite the ACLs.
+        """
+        for what, path in (("CA certificate", tls.ca), ("certificate", tls.certificate), ("key", tls.key)):
+            if not path.is_file():
+                raise ConfigurationError(f"the broker's TLS {what} {path} does not exist")
+        # Kafka reads a PEM key store from one file holding the key and the certificate chain; it is rewritten
+        # from the identity's files at every start, readable by its owner only.
+        keystore = self.folder / "tls-keystore.pem"
+        fd = os.open(keystore, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, tls.key.read_bytes() + tls.certificate.read_bytes())
+        finally:
+            os.close(fd)
+        return {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(tls.ca),
+            "ssl.client.auth": "required",
+            "ssl.endpoint.identification.algorithm": "https",
+            "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+            "ssl.principal.mapping.rules": PRINCIPAL_MAPPING_RULES,
+            "authorizer.class.name": AUTHORIZER,
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": ";".join(f"User:{name}" for name in tls.super_users),
+        }
 
     def _classpath(self) -> str:
         # Exactly the pinned jars: a stray jar left in the folder never ends up on the broker's classpath.
@@ -150,7 +220,7 @@ class LocalBroker:
 
     def status(self) -> BrokerStatus:
         pid = self._pid()
-        answering = pid is not None and broker_answers(self.bootstrap, timeout_s=3.0)
+        answering = pid is not None and broker_answers(self.bootstrap, timeout_s=3.0, tls=self._client_tls())
         return BrokerStatus(pid is not None, pid, answering, self.bootstrap)
 
     def log_tail(self, lines: int = 20) -> str:
@@ -202,7 +272,7 @@ class LocalBroker:
                 self._pid_file.unlink(missing_ok=True)
                 raise BrokerError(f"the broker exited with code {process.returncode} while starting; "
                                   f"last lines of its log:\n{self.log_tail()}")
-            if broker_answers(self.bootstrap, timeout_s=2.0):
+            if broker_answers(self.bootstrap, timeout_s=2.0, tls=self._client_tls()):
                 return
             time.sleep(0.5)
         raise BrokerError(f"the broker did not answer on {self.bootstrap} within {self.start_timeout_s:.0f} s; "

@@ -27,6 +27,7 @@ from lienthong.wiring import Bus
 from producers.connect import gateway as connect_gateway
 from producers.gateway import Gateway
 from router.service import Router
+from tests.integration.postgres import PrivatePostgres, create_database
 from tests.support import AGENCIES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +61,29 @@ def local_broker() -> Iterator[LocalBroker | None]:
         yield broker
     finally:
         broker.down()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL without a database name (a private server unless LIENTHONG_TEST_PG_URL is set)."""
+    if os.environ.get("LIENTHONG_TEST_PG_URL"):
+        yield os.environ["LIENTHONG_TEST_PG_URL"].rstrip("/")
+        return
+    server = PrivatePostgres(REPO / "var" / "test-postgres", free_port())
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return create_database(server, f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +185,9 @@ def harness(kafka_bootstrap: str, tmp_path: Path) -> Iterator[BusHarness]:
     settings = Settings(home=tmp_path / "home", bootstrap=kafka_bootstrap,
                         topic_prefix=f"test-{uuid.uuid4().hex[:10]}", ingress_partitions=2)
     services = Services()
-    h = BusHarness(Bus(settings), services, AuditStore(settings.audit_db_url()))
+    bus = Bus(settings)
+    bus.ca(create=True)  # the operator's CA exists before anything signs checkpoints
+    h = BusHarness(bus, services, bus.audit_store(writer=True))
     try:
         yield h
     finally:

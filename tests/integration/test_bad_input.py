@@ -20,6 +20,13 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime.now(dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """NOW is the test's own time, not the time the module was collected (a long suite runs for minutes)."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
+
+
 def _with_certificate(harness: BusHarness, code: str, not_before: dt.datetime, not_after: dt.datetime) -> Signer:
     """A signer for `code` whose certificate, issued by the bus CA, is valid only in the given window."""
     ca = BusCA.load(harness.bus.settings.ca_dir)

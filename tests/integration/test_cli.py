@@ -101,6 +101,24 @@ def test_send_route_read_reply_and_audit_from_the_command_line(cli: Cli, tmp_pat
     assert router.poll() is None, "the router is still running"
     assert cli.stop_all() == [0, 0], "router and projector stop cleanly on SIGTERM"
 
+    # The auditor's tools on what was just recorded.
+    assert "signed a checkpoint" in cli("audit", "checkpoint").stdout
+    intact = cli("audit", "verify").stdout
+    assert "audit chain intact" in intact and "anchor " in intact
+    anchor = intact.split("anchor ")[1].split(")")[0]
+    cli("audit", "verify", "--anchor", anchor)
+    bundle = tmp_path / "bundle.json"
+    assert "signed messages" in cli("audit", "export", doc_id, "--out", str(bundle)).stdout
+    home = Path(cli.env["LIENTHONG_HOME"])
+    held = cli("audit", "verify-bundle", str(bundle), "--ca", str(home / "ca" / "ca.cert.pem")).stdout
+    assert f"evidence for {doc_id} holds" in held
+    assert "000.00.00.H29" in cli("audit", "find", "--status", "02", "--csv").stdout
+    import sqlite3
+    with sqlite3.connect(home / "audit.db") as db:
+        db.execute("UPDATE audit_events SET reason = 'Đồng ý' WHERE reason = 'Sai thẩm quyền'")
+    broken = cli("audit", "verify", ok=False)
+    assert broken.returncode == 1 and "BROKEN at row" in broken.stdout and "changed" in broken.stdout
+
 
 def test_bad_arguments_get_one_line_and_a_non_zero_exit(cli: Cli, tmp_path: Path) -> None:
     cli("agency", "add", OFFICE, "--name", "Văn phòng Chính phủ", "--no-publish")

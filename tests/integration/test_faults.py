@@ -187,12 +187,12 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
 
 
 def own_harness(broker: LocalBroker, tmp_path: Path) -> BusHarness:
-    from lienthong.audit.store import AuditStore
     from tests.integration.conftest import Services
 
     settings = Settings(home=tmp_path / "home", bootstrap=broker.bootstrap, topic_prefix="faults",
                         ingress_partitions=2)
-    return BusHarness(Bus(settings), Services(), AuditStore(settings.audit_db_url()))
+    bus = Bus(settings)
+    return BusHarness(bus, Services(), bus.audit_store(writer=True))
 
 
 def test_b_broker_stopped_and_restarted_mid_stream(own_broker: LocalBroker, tmp_path: Path,

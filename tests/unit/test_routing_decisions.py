@@ -23,6 +23,13 @@ from tests.support import (
 )
 
 NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """NOW is the test's own time, not the time the module was collected (a long suite runs for minutes)."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
 SKEW = dt.timedelta(minutes=5)
 ENV = envelopes()
 

@@ -11,6 +11,13 @@ from tests.support import OFFICE, Pki
 NOW = dt.datetime.now(dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """NOW is the test's own time, not the time the module was collected (a long suite runs for minutes)."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
+
+
 @pytest.mark.parametrize("key_type,rsa_pss,algorithm", [
     ("ecdsa-p256", False, SignatureAlgorithm.ECDSA_P256_SHA256),
     ("rsa-2048", False, SignatureAlgorithm.RSA_PKCS1V15_SHA256),
