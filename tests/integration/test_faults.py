@@ -192,6 +192,7 @@ def own_harness(broker: LocalBroker, tmp_path: Path) -> BusHarness:
     settings = Settings(home=tmp_path / "home", bootstrap=broker.bootstrap, topic_prefix="faults",
                         ingress_partitions=2)
     bus = Bus(settings)
+    bus.ca(create=True)
     return BusHarness(bus, Services(), bus.audit_store(writer=True))
 
 
