@@ -98,7 +98,10 @@ class InboxStore:
                                 ).first() is not None or conn.execute(
                 select(notices.c.message_id).where(notices.c.message_id == message_id)).first() is not None
 
-    def store_document(self, raw: bytes, envelope: Envelope, message: Message) -> Path:
+    def store_document(self, raw: bytes, envelope: Envelope, message: Message, *, confidential: bool = False) -> Path:
+        """Store a verified document (decrypted if it came confidential): its files, then its index row.
+
+        envelope.avro keeps the signed bytes as they arrived, so for a confidential document the ciphertext."""
         document = message.payload
         if not isinstance(document, OfficialDocument):
             raise TypeError("store_document takes a document message")
@@ -111,6 +114,7 @@ class InboxStore:
             "recipients": list(message.header.recipients), "created_at": message.header.created_at.isoformat(),
             "signed_content_sha256": envelope.content_digest.hex(),
             "signer_certificate": envelope.certificate_fingerprint,
+            "confidential": confidential,
             "document": document.model_dump(mode="json", exclude={"attachments"}),
             "attachments": [{"name": a.name, "file": safe_filename(a.name, i), "content_type": a.content_type,
                              "description": a.description, "sha256": a.sha256.hex(), "size": len(a.data)}

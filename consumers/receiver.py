@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from consumers.inbox_store import InboxStore
+from lienthong.confidential import RecipientKey, open_document
 from lienthong.directory.sync import DirectoryFollower
-from lienthong.documents import OfficialDocument
+from lienthong.documents import ConfidentialDocument, OfficialDocument
 from lienthong.envelope import ensure_bytes
-from lienthong.errors import LienthongError, Reason, SignatureError
+from lienthong.errors import DecodingError, LienthongError, Reason, SignatureError
 from lienthong.messages import Message, utc_now
 from lienthong.metrics import ReceiverMetrics
 from lienthong.notices import StatusCode, StatusNotice, check_transition
@@ -37,7 +38,7 @@ class Receiver:
 
     def __init__(self, bus: Bus, agency: str, store: InboxStore, gateway: Gateway, follower: DirectoryFollower,
                  consumer: Subscriber, metrics: ReceiverMetrics | None = None,
-                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now, recipient_key: RecipientKey | None = None) -> None:
         self.bus = bus
         self.agency = agency
         self.store = store
@@ -46,22 +47,27 @@ class Receiver:
         self.consumer = consumer
         self.metrics = metrics or ReceiverMetrics()
         self.clock = clock
+        self.recipient_key = recipient_key  # opens confidential documents; None: they are quarantined
 
     @classmethod
     def connect(cls, bus: Bus, agency: str) -> Receiver:
-        """A receiver for `agency` with its key from the keystore and its store under the inbox folder."""
+        """A receiver for `agency` with its keys from the keystore and its store under the inbox folder."""
+        keystore = bus.keystore()
+        recipient_key = keystore.recipient_key(agency) if keystore.has_encryption(agency) else None
         follower = bus.directory_follower()
         follower.catch_up()
         follower.view.agency(agency)  # the directory on the bus, not the operator's database, says who exists
         gateway = connect_gateway(bus, agency)
         consumer = bus.subscriber([bus.topics.inbox(agency)], bus.topics.receiver_group(agency),
                               client_id=f"receiver-{agency}")
-        return cls(bus, agency, InboxStore(bus.settings.inbox_dir / agency), gateway, follower, consumer)
+        return cls(bus, agency, InboxStore(bus.settings.inbox_dir / agency), gateway, follower, consumer,
+                   recipient_key=recipient_key)
 
     def poll(self, timeout_ms: int = 500) -> list[Received]:
         """Handle what arrived; offsets are committed only after everything in the batch is stored."""
-        self.follower.poll()
         records = self.consumer.poll(timeout_ms)
+        if records:  # the directory as it stands now, before any of these is verified
+            self.follower.catch_up()
         results = [self.handle(record) for record in records]
         if records:
             self.consumer.commit()
@@ -70,10 +76,16 @@ class Receiver:
     def handle(self, record: Record) -> Received:
         try:
             raw = ensure_bytes(record.value)
-            envelope, message = self.bus.envelopes.open(raw, self.follower.view, self.clock())
+            # Checked as of when the router delivered it: a certificate revoked or expired since then does not make
+            # a document that was valid on arrival unreadable.
+            at = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC) if record.timestamp_ms else self.clock()
+            envelope, message = self.bus.envelopes.open(raw, self.follower.view, at)
             recipients = self.follower.view.expand(message.header.recipients, sender=message.header.sender)
             if self.agency not in recipients:
                 raise SignatureError(f"message is not addressed to {self.agency}", reason=Reason.UNKNOWN_RECIPIENT)
+            confidential = isinstance(message.payload, ConfidentialDocument)
+            if confidential:  # verified first: decrypt only what its sender signed
+                message = self.decrypt(message)
         except LienthongError as exc:
             source = f"{record.topic}/{record.partition}/{record.offset}"
             self.store.quarantine(source, exc.reason.value, exc.message, record.value)
@@ -83,7 +95,7 @@ class Receiver:
         if isinstance(message.payload, OfficialDocument):
             known = self.store.has(message.header.message_id)
             if not known:
-                self.store.store_document(raw, envelope, message)
+                self.store.store_document(raw, envelope, message, confidential=confidential)
             stored = self.store.document(message.header.message_id)
             if stored.last_status is None:  # also after a crash between storing and acknowledging
                 self.reply(message.header.message_id, StatusCode.ARRIVED, description="received and verified")
@@ -95,6 +107,13 @@ class Receiver:
         self.store.store_notice(message, raw)
         self.metrics.received.labels("notice", "").inc()
         return Received("notice", message)
+
+    def decrypt(self, message: Message) -> Message:
+        """A verified confidential document, decrypted with this agency's encryption key."""
+        if self.recipient_key is None:
+            raise DecodingError(f"a confidential document arrived for {self.agency}, which has no encryption key "
+                                "here; `lienthong agency add` creates one", reason=Reason.CANNOT_DECRYPT)
+        return open_document(self.bus.envelopes.codec, message, self.recipient_key)
 
     def reply(self, document: str, status: StatusCode, *, reason: str | None = None, staff: str = "",
               description: str = "") -> Sent:

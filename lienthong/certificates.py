@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lienthong.errors import ConfigurationError, Reason, SignatureError
@@ -40,7 +40,7 @@ def generate_key(key_type: str = "ecdsa-p256") -> PrivateKey:
     raise ConfigurationError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}")
 
 
-def write_private_key(path: Path, key: PrivateKey) -> None:
+def write_private_key(path: Path, key: PrivateKey | x25519.X25519PrivateKey) -> None:
     """Write a PEM private key readable by its owner only (0600), whatever the umask."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -157,6 +157,29 @@ class BusCA:
             .sign(self.key, _sign_hash(self.key))
         )
 
+    def issue_encryption(self, agency_code: str, agency_name: str, public_key: x25519.X25519PublicKey, *,
+                         not_before: dt.datetime | None = None,
+                         not_after: dt.datetime | None = None) -> x509.Certificate:
+        """Issue an encryption certificate to an agency: an X25519 key, usage key agreement only.
+
+        Confidential documents are encrypted to it; it can sign nothing, so it can never stand in for the
+        agency's signing certificate, and the signing certificate is never used to encrypt."""
+        now = dt.datetime.now(dt.UTC)
+        subject = x509.Name([x509.NameAttribute(NameOID.USER_ID, agency_code),
+                             x509.NameAttribute(NameOID.COMMON_NAME, agency_name),
+                             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lienthong")])
+        return (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(self.certificate.subject)
+            .public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - dt.timedelta(minutes=5))
+            .not_valid_after(not_after or now + dt.timedelta(days=2 * 365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=True, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(self.key, _sign_hash(self.key))
+        )
+
     def issue_tls(self, name: str, public_key: PublicKey, *, server: bool = False,
                   hosts: tuple[str, ...] = TLS_HOSTS, days: int = 365) -> x509.Certificate:
         """A TLS certificate from the bus CA: client authentication, and server authentication for `hosts` if server.
@@ -209,6 +232,32 @@ def check_certificate(cert: x509.Certificate, ca_certificate: x509.Certificate, 
         raise SignatureError("certificate has no key usage extension", reason=Reason.CERTIFICATE_NOT_VALID) from None
     if not usage.digital_signature:
         raise SignatureError("certificate is not for digital signatures", reason=Reason.CERTIFICATE_NOT_VALID)
+
+
+def check_encryption_certificate(cert: x509.Certificate, ca_certificate: x509.Certificate,
+                                 at: dt.datetime) -> x25519.X25519PublicKey:
+    """The X25519 key of an encryption certificate the bus CA issued, valid at `at` and for key agreement only;
+    raise SignatureError otherwise."""
+    try:
+        cert.verify_directly_issued_by(ca_certificate)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise SignatureError("encryption certificate was not issued by the bus CA",
+                             reason=Reason.CERTIFICATE_NOT_VALID) from exc
+    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+        raise SignatureError(f"encryption certificate is valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+                             f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC", reason=Reason.CERTIFICATE_NOT_VALID)
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise SignatureError("certificate has no key usage extension", reason=Reason.CERTIFICATE_NOT_VALID) from None
+    if not usage.key_agreement or usage.digital_signature:
+        raise SignatureError("certificate is not an encryption certificate (key agreement only)",
+                             reason=Reason.CERTIFICATE_NOT_VALID)
+    key = cert.public_key()
+    if not isinstance(key, x25519.X25519PublicKey):
+        raise SignatureError(f"encryption certificate holds a {type(key).__name__}; the bus encrypts to X25519 keys",
+                             reason=Reason.CERTIFICATE_NOT_VALID)
+    return key
 
 
 def check_tls_name(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -131,14 +131,61 @@ class OfficialDocument(_Part):
     @field_validator("document_id")
     @classmethod
     def _document_id_shape(cls, value: str) -> str:
-        parts = value.split(",")
-        if len(parts) != 3 or "/" not in parts[2]:
-            raise ValueError(
-                f"document id {value!r} must read <sender code>,<yyyy/MM/dd>,<number>/<notation>"
-            )
-        check_agency_code(parts[0])
-        try:
-            dt.datetime.strptime(parts[1], "%Y/%m/%d")
-        except ValueError as exc:
-            raise ValueError(f"document id {value!r}: date must be yyyy/MM/dd") from exc
-        return value
+        return check_document_id(value)
+
+
+def check_document_id(value: str) -> str:
+    """A DocumentId of the shape `<sender code>,<yyyy/MM/dd>,<number>/<notation>`; raises ValueError otherwise."""
+    parts = value.split(",")
+    if len(parts) != 3 or "/" not in parts[2]:
+        raise ValueError(
+            f"document id {value!r} must read <sender code>,<yyyy/MM/dd>,<number>/<notation>"
+        )
+    check_agency_code(parts[0])
+    try:
+        dt.datetime.strptime(parts[1], "%Y/%m/%d")
+    except ValueError as exc:
+        raise ValueError(f"document id {value!r}: date must be yyyy/MM/dd") from exc
+    return value
+
+
+class ConfidentialAlgorithm(StrEnum):
+    """How a confidential document is encrypted; the names are the Avro enum symbols."""
+
+    # Content: AES-256-GCM under a random 256-bit key. The key, per recipient: HPKE (RFC 9180) base mode with
+    # DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and AES-256-GCM.
+    HPKE_X25519_SHA256_AES256GCM = "HPKE_X25519_SHA256_AES256GCM"
+
+
+class WrappedKey(_Part):
+    """A confidential document's content key, wrapped for one recipient's encryption certificate."""
+
+    agency: AgencyCode
+    certificate_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")
+    ephemeral_key: bytes = Field(min_length=32, max_length=32, description="HPKE enc: an X25519 public key")
+    wrapped_key: bytes = Field(min_length=48, max_length=48, description="HPKE ciphertext of the 32-byte key")
+
+
+class ConfidentialDocument(_Part):
+    """An official document encrypted for its recipients: only its id and who can open it are readable."""
+
+    document_id: str
+    algorithm: ConfidentialAlgorithm = ConfidentialAlgorithm.HPKE_X25519_SHA256_AES256GCM
+    nonce: bytes = Field(min_length=12, max_length=12)
+    ciphertext: bytes = Field(min_length=16)
+    recipients: tuple[WrappedKey, ...] = Field(min_length=1)
+
+    @field_validator("document_id")
+    @classmethod
+    def _document_id_shape(cls, value: str) -> str:
+        return check_document_id(value)
+
+    @model_validator(mode="after")
+    def _one_key_per_agency(self) -> ConfidentialDocument:
+        agencies = [w.agency for w in self.recipients]
+        if len(set(agencies)) != len(agencies):
+            raise ValueError("a confidential document wraps its key once per recipient agency")
+        return self
+
+    def wrapped_for(self, agency: str) -> WrappedKey | None:
+        return next((w for w in self.recipients if w.agency == agency), None)

@@ -78,12 +78,13 @@ class EnvelopeCodec:
     def verify(self, envelope: Envelope, certificates: CertificateSource, at: dt.datetime) -> TrustedCertificate:
         """Check the signer's certificate and the signature over the content bytes; returns the signer."""
         trusted = certificates.certificate(envelope.certificate_fingerprint)
-        if trusted.revoked_at is not None and trusted.revoked_at <= at:
-            raise SignatureError(f"certificate of {trusted.agency} was revoked on {trusted.revoked_at:%Y-%m-%d %H:%M}",
-                                 reason=Reason.CERTIFICATE_REVOKED)
         check_certificate(trusted.certificate, certificates.ca_certificate, at)
         public_key = trusted.certificate.public_key()
         verify(public_key, envelope.algorithm, envelope.content, envelope.signature)  # type: ignore[arg-type]
+        # Revocation last: the refusal can then say which genuine message it refused.
+        if trusted.revoked_at is not None and trusted.revoked_at <= at:
+            raise SignatureError(f"certificate of {trusted.agency} was revoked on "
+                                 f"{trusted.revoked_at:%Y-%m-%d %H:%M:%S} UTC", reason=Reason.CERTIFICATE_REVOKED)
         return trusted
 
     def decode_content(self, envelope: Envelope) -> Message:

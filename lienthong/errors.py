@@ -33,6 +33,7 @@ class Reason(StrEnum):
     KEY_MISMATCH = "key-mismatch"
     STALE = "stale"
     NOT_AUTHORIZED = "not-authorized"
+    CANNOT_DECRYPT = "cannot-decrypt"
 
 
 class LienthongError(Exception):

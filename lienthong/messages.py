@@ -9,7 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from lienthong.agencies import AgencyCode
-from lienthong.documents import OfficialDocument
+from lienthong.documents import ConfidentialDocument, OfficialDocument
 from lienthong.notices import StatusNotice
 
 
@@ -31,7 +31,8 @@ class MessageHeader(BaseModel):
     created_at: dt.datetime
 
 
-Payload = OfficialDocument | StatusNotice
+# A confidential document travels under a DOCUMENT header; only its recipients can turn it into an OfficialDocument.
+Payload = OfficialDocument | StatusNotice | ConfidentialDocument
 
 
 class Message(BaseModel):

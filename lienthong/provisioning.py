@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import x25519
+
 from lienthong.agencies import Agency, AgencyKind
 from lienthong.certificates import fingerprint, generate_key
 from lienthong.wiring import Bus
@@ -18,29 +20,40 @@ class AddedAgency:
     certificate_fingerprint: str
     new_key: bool
     ca_created: bool
+    encryption_certificate_fingerprint: str = ""
+    new_encryption_key: bool = False
 
 
 def add_agency(bus: Bus, code: str, name: str, kind: AgencyKind, key_type: str = "ecdsa-p256") -> AddedAgency:
-    """Record the agency, give it a key and a CA-issued certificate if it has none. Idempotent."""
+    """Record the agency; give it a signing key and certificate, and an encryption key (X25519) and certificate,
+    from the bus CA, each only if it has none. Idempotent: run again, it adds what an older version did not."""
     agency = Agency(code=code, name=name, kind=kind)
     store = bus.directory_store()
     keystore = bus.keystore()
-    ca_created = False
+    ca_created = not (bus.settings.ca_dir / "ca.key.pem").exists()
     try:
         created = store.add_agency(agency)
         new_key = not keystore.has(code)
-        if new_key:
-            ca_created = not (bus.settings.ca_dir / "ca.key.pem").exists()
+        new_encryption_key = not keystore.has_encryption(code)
+        if new_key or new_encryption_key:
             ca = bus.ca(create=True)
-            key = generate_key(key_type)
-            cert = ca.issue(code, name, key.public_key())
-            keystore.save(code, key, cert)
+            if new_key:
+                key = generate_key(key_type)
+                keystore.save(code, key, ca.issue(code, name, key.public_key()))
+            if new_encryption_key:
+                encryption_key = x25519.X25519PrivateKey.generate()
+                keystore.save_encryption(code, encryption_key,
+                                         ca.issue_encryption(code, name, encryption_key.public_key()))
+        else:
+            ca_created = False
         signer = keystore.signer(code)
         store.add_certificate(signer.certificate)
+        encryption_certificate = keystore.encryption_certificate(code)
+        store.add_certificate(encryption_certificate)
     finally:
         store.close()
-    return AddedAgency(agency, created, keystore.folder / f"{code}.key.pem",
-                       fingerprint(signer.certificate), new_key, ca_created)
+    return AddedAgency(agency, created, keystore.folder / f"{code}.key.pem", fingerprint(signer.certificate),
+                       new_key, ca_created, fingerprint(encryption_certificate), new_encryption_key)
 
 
 def publish_directory(bus: Bus) -> int:

@@ -9,16 +9,19 @@ from pydantic import ValidationError as PydanticValidationError
 
 from lienthong.agencies import AgencyKind
 from lienthong.audit.events import AuditEvent, AuditEventType
-from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry
+from lienthong.directory.entries import AgencyEntry, CertificateEntry, CertificateUsage, DirectoryEntry, GroupEntry
 from lienthong.documents import (
     Attachment,
     Business,
     Code,
+    ConfidentialAlgorithm,
+    ConfidentialDocument,
     DocumentType,
     OfficialDocument,
     Promulgation,
     ResponseFor,
     Signer,
+    WrappedKey,
 )
 from lienthong.errors import DecodingError, LienthongError, Reason
 from lienthong.messages import Message, MessageHeader, MessageKind
@@ -31,6 +34,7 @@ ENVELOPE = "gov.lienthong.Envelope"
 AUDIT_EVENT = "gov.lienthong.AuditEvent"
 DIRECTORY_ENTRY = "gov.lienthong.DirectoryEntry"
 SEEN_MESSAGE = "gov.lienthong.SeenMessage"
+OFFICIAL_DOCUMENT = "gov.lienthong.OfficialDocument"  # alone: the plaintext inside a ConfidentialDocument
 
 
 def to_millis(value: dt.datetime) -> int:
@@ -94,6 +98,36 @@ def _document_model(rec: dict[str, Any]) -> OfficialDocument:
     )
 
 
+def document_record(doc: OfficialDocument) -> dict[str, Any]:
+    """An OfficialDocument record on its own: what a confidential document encrypts (single-object encoded)."""
+    return _document_record(doc)
+
+
+def document_model(rec: dict[str, Any]) -> OfficialDocument:
+    """The document of a decoded OfficialDocument record; raise DecodingError if it breaks a rule."""
+    try:
+        return _document_model(rec)
+    except PydanticValidationError as exc:
+        raise _content_error(exc) from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DecodingError(f"document content cannot be read: {exc!r}", reason=Reason.INVALID_CONTENT) from exc
+
+
+def _confidential_record(doc: ConfidentialDocument) -> dict[str, Any]:
+    return {
+        "document_id": doc.document_id, "algorithm": doc.algorithm.value, "nonce": doc.nonce,
+        "ciphertext": doc.ciphertext,
+        "recipients": [{"agency": w.agency, "certificate_fingerprint": w.certificate_fingerprint,
+                        "ephemeral_key": w.ephemeral_key, "wrapped_key": w.wrapped_key} for w in doc.recipients],
+    }
+
+
+def _confidential_model(rec: dict[str, Any]) -> ConfidentialDocument:
+    return ConfidentialDocument(
+        document_id=rec["document_id"], algorithm=ConfidentialAlgorithm(rec["algorithm"]), nonce=rec["nonce"],
+        ciphertext=rec["ciphertext"], recipients=tuple(WrappedKey(**w) for w in rec["recipients"]))
+
+
 def _notice_record(notice: StatusNotice) -> dict[str, Any]:
     return {
         "document_id": notice.document_id, "document_message_id": notice.document_message_id,
@@ -128,7 +162,9 @@ def header_model(rec: dict[str, Any]) -> MessageHeader:
 def message_record(message: Message) -> dict[str, Any]:
     payload = message.payload
     if isinstance(payload, OfficialDocument):
-        branch = ("gov.lienthong.OfficialDocument", _document_record(payload))
+        branch = (OFFICIAL_DOCUMENT, _document_record(payload))
+    elif isinstance(payload, ConfidentialDocument):
+        branch = ("gov.lienthong.ConfidentialDocument", _confidential_record(payload))
     else:
         branch = ("gov.lienthong.StatusNotice", _notice_record(payload))
     # fastavro takes (name, record) tuples to pick a union branch explicitly.
@@ -140,18 +176,27 @@ def message_model(rec: dict[str, Any]) -> Message:
     payload = rec["payload"]
     try:
         header = header_model(rec["header"])
-        body: OfficialDocument | StatusNotice
-        body = _document_model(payload) if "attachments" in payload else _notice_model(payload)
+        body: OfficialDocument | StatusNotice | ConfidentialDocument
+        if "ciphertext" in payload:
+            body = _confidential_model(payload)
+        elif "attachments" in payload:
+            body = _document_model(payload)
+        else:
+            body = _notice_model(payload)
         return Message(header=header, payload=body)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        cause = first.get("ctx", {}).get("error")
-        reason = cause.reason if isinstance(cause, LienthongError) else Reason.INVALID_CONTENT
-        text = first["msg"].removeprefix("Value error, ")
-        raise DecodingError(f"message content breaks a rule: {where}: {text}", reason=reason) from exc
+        raise _content_error(exc) from exc
     except (KeyError, ValueError, TypeError) as exc:
         raise DecodingError(f"message content cannot be read: {exc!r}", reason=Reason.INVALID_CONTENT) from exc
+
+
+def _content_error(exc: PydanticValidationError) -> DecodingError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    cause = first.get("ctx", {}).get("error")
+    reason = cause.reason if isinstance(cause, LienthongError) else Reason.INVALID_CONTENT
+    text = first["msg"].removeprefix("Value error, ")
+    return DecodingError(f"message content breaks a rule: {where}: {text}", reason=reason)
 
 
 def directory_entry_record(entry: DirectoryEntry, published_at: dt.datetime) -> dict[str, Any]:
@@ -163,7 +208,7 @@ def directory_entry_record(entry: DirectoryEntry, published_at: dt.datetime) -> 
     else:
         body = ("gov.lienthong.CertificateEntry", {
             "fingerprint": entry.fingerprint, "agency": entry.agency, "der": entry.der,
-            "revoked_at": to_millis(entry.revoked_at) if entry.revoked_at else None})
+            "revoked_at": to_millis(entry.revoked_at) if entry.revoked_at else None, "usage": entry.usage.value})
     return {"key": entry.key, "published_at": to_millis(published_at), "entry": body}
 
 
@@ -173,7 +218,8 @@ def directory_entry_model(rec: dict[str, Any]) -> DirectoryEntry:
         if "der" in body:
             revoked = body["revoked_at"]
             return CertificateEntry(fingerprint=body["fingerprint"], agency=body["agency"], der=body["der"],
-                                    revoked_at=from_millis(revoked) if revoked is not None else None)
+                                    revoked_at=from_millis(revoked) if revoked is not None else None,
+                                    usage=CertificateUsage(body["usage"]))
         if "members" in body:
             return GroupEntry(name=body["name"], members=tuple(body["members"]))
         return AgencyEntry(code=body["code"], name=body["name"], kind=AgencyKind(body["kind"]))

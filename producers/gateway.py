@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from lienthong.agencies import check_address
+from lienthong.confidential import EncryptionRecipient, seal_document
 from lienthong.documents import OfficialDocument
-from lienthong.envelope import EnvelopeCodec
-from lienthong.errors import Reason, ValidationError
+from lienthong.envelope import EnvelopeCodec, TrustedCertificate
+from lienthong.errors import ConfigurationError, LienthongError, NotFoundError, Reason, ValidationError
 from lienthong.messages import Message, MessageHeader, MessageKind, utc_now
 from lienthong.notices import StatusNotice
 from lienthong.signing import Signer
@@ -81,6 +83,26 @@ class OutboxSink:
         self.outbox.close()
 
 
+class RecipientDirectory(Protocol):
+    """What a gateway asks the directory to encrypt a document: who a list of addresses is, and whose key."""
+
+    def expand(self, addresses: Sequence[str], *, sender: str | None = None) -> tuple[str, ...]: ...
+
+    def encryption_certificate(self, code: str, at: dt.datetime) -> TrustedCertificate: ...
+
+
+class DirectorySource(Protocol):
+    """A directory the gateway follows (a DirectoryFollower): its view, read to the end before each confidential
+    send, so that group members and encryption certificates are those published by then."""
+
+    @property
+    def view(self) -> RecipientDirectory: ...
+
+    def catch_up(self, timeout_s: float = 30.0) -> Sequence[object]: ...
+
+    def close(self) -> None: ...
+
+
 def cloud_event_headers(header: MessageHeader) -> list[tuple[str, bytes]]:
     """Routing metadata in the CloudEvents Kafka binding, readable by generic tools."""
     return [
@@ -97,13 +119,14 @@ class Gateway:
     """Signs and publishes messages for one agency."""
 
     def __init__(self, signer: Signer, sender: str, sink: Sink, envelopes: EnvelopeCodec,
-                 topics: Topics, max_message_bytes: int) -> None:
+                 topics: Topics, max_message_bytes: int, directory: DirectorySource | None = None) -> None:
         self.signer = signer
         self.sender = sender
         self.sink = sink
         self._envelopes = envelopes
         self._topics = topics
         self._max = max_message_bytes
+        self._directory = directory
 
     def seal(self, message: Message) -> bytes:
         value = self._envelopes.seal(message, self.signer)
@@ -125,14 +148,42 @@ class Gateway:
                         "offset": sent.offset})
         return sent
 
-    def send_document(self, document: OfficialDocument, recipients: Sequence[str]) -> Sent:
+    def send_document(self, document: OfficialDocument, recipients: Sequence[str], *,
+                      confidential: bool = False) -> Sent:
+        """Sign and publish a document; with confidential=True, encrypted first for every recipient agency."""
         if not recipients:
             raise ValidationError("a document needs at least one recipient", reason=Reason.NO_RECIPIENTS)
         for address in recipients:
             check_address(address)
         header = MessageHeader(kind=MessageKind.DOCUMENT, sender=self.sender, recipients=tuple(recipients),
                                root_id=document.document_id, created_at=utc_now())
-        return self.publish(Message(header=header, payload=document))
+        if not confidential:
+            return self.publish(Message(header=header, payload=document))
+        sealed = seal_document(self._envelopes.codec, document, header, self.encryption_recipients(header))
+        return self.publish(Message(header=header, payload=sealed))
+
+    def encryption_recipients(self, header: MessageHeader) -> list[EncryptionRecipient]:
+        """Every agency the header's addresses reach, with its encryption certificate from the directory this
+        gateway follows; one error naming every agency that has none, before anything is sent."""
+        if self._directory is None:
+            raise ConfigurationError("this gateway follows no directory, so it cannot find the recipients' "
+                                     "encryption certificates; build it with producers.connect.gateway(..., "
+                                     "confidential=True)")
+        self._directory.catch_up()
+        view = self._directory.view
+        found: list[EncryptionRecipient] = []
+        missing: list[str] = []
+        for code in view.expand(header.recipients, sender=header.sender):
+            try:
+                found.append(EncryptionRecipient(code, view.encryption_certificate(code, header.created_at)
+                                                 .certificate))
+            except LienthongError:
+                missing.append(code)
+        if missing:
+            raise NotFoundError(f"cannot encrypt for {', '.join(missing)}: no valid encryption certificate in the "
+                                "directory; the operator runs `lienthong agency add <code> --name …` for each and "
+                                "publishes the directory. Nothing was sent")
+        return found
 
     def send_notice(self, notice: StatusNotice, to: str) -> Sent:
         header = MessageHeader(kind=MessageKind.STATUS_NOTICE, sender=self.sender, recipients=(to,),
@@ -140,4 +191,8 @@ class Gateway:
         return self.publish(Message(header=header, payload=notice))
 
     def close(self) -> None:
-        self.sink.close()
+        try:
+            self.sink.close()
+        finally:
+            if self._directory is not None:
+                self._directory.close()

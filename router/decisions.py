@@ -9,7 +9,7 @@ from lienthong.agencies import is_group_address
 from lienthong.audit.events import AuditEvent, AuditEventType
 from lienthong.certificates import agency_of
 from lienthong.directory.view import DirectoryView
-from lienthong.documents import BusinessType, OfficialDocument
+from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
 from lienthong.envelope import Envelope, EnvelopeCodec, ensure_bytes
 from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
 from lienthong.messages import Message, MessageKind
@@ -37,17 +37,27 @@ Decision = Accepted | Rejected
 
 def authorize(message: Message, directory: DirectoryView) -> tuple[str, ...]:
     """The agencies a verified message goes to; raises if the sender or the recipients do not hold."""
-    header = message.header
+    header, payload = message.header, message.payload
     directory.agency(header.sender)
-    expected = OfficialDocument if header.kind == MessageKind.DOCUMENT else StatusNotice
-    if not isinstance(message.payload, expected):
+    expected: tuple[type, ...] = ((OfficialDocument, ConfidentialDocument) if header.kind == MessageKind.DOCUMENT
+                                  else (StatusNotice,))
+    if not isinstance(payload, expected):
         raise AuthorizationError(f"header says {header.kind.value} but the payload is not one",
                                  reason=Reason.WRONG_KIND)
     if header.kind == MessageKind.STATUS_NOTICE and (
             len(header.recipients) != 1 or is_group_address(header.recipients[0])):
         raise RoutingError("a status notice goes to exactly one agency: the sender of the document",
                            reason=Reason.UNKNOWN_RECIPIENT)
-    return directory.expand(header.recipients, sender=header.sender)
+    recipients = directory.expand(header.recipients, sender=header.sender)
+    if isinstance(payload, ConfidentialDocument):
+        # Only readable metadata: who has a wrapped key. A recipient without one could not open the document, so
+        # nobody gets it, and the sender learns why (its directory was older than the router's, most likely).
+        missing = [code for code in recipients if payload.wrapped_for(code) is None]
+        if missing:
+            raise RoutingError(f"confidential document has no key for {', '.join(missing)}, who the recipients "
+                               "include; send it again so that it is encrypted for every recipient",
+                               reason=Reason.UNKNOWN_RECIPIENT)
+    return recipients
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,13 @@ def check_identity(message: Message, signer_agency: str, placement: Placement | 
     if header.sender != signer_agency:
         raise SignatureError(f"message claims to come from {header.sender} but is signed with the key of "
                              f"{signer_agency}", reason=Reason.SENDER_MISMATCH)
-    if isinstance(payload, OfficialDocument):
+    if isinstance(payload, (OfficialDocument, ConfidentialDocument)):
         if payload.document_id.split(",")[0] != header.sender:
             raise SignatureError(f"document id {payload.document_id} names another agency than its sender "
                                  f"{header.sender}", reason=Reason.SENDER_MISMATCH)
-        if payload.business.type == BusinessType.NEW and header.root_id != payload.document_id:
+        # A confidential document's business type is encrypted: its recipients check this rule after decrypting.
+        if (isinstance(payload, OfficialDocument) and payload.business.type == BusinessType.NEW
+                and header.root_id != payload.document_id):
             raise RoutingError("a new document is its own root: root id must equal its document id",
                                reason=Reason.KEY_MISMATCH)
     elif header.root_id != payload.document_id:
@@ -109,6 +121,14 @@ def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCod
                                      f"the duplicate window of {window}; send it again as a new message",
                                      reason=Reason.STALE)
         return Accepted(envelope, message, authorize(message, directory))
+    except SignatureError as exc:
+        if exc.reason == Reason.CERTIFICATE_REVOKED and message is None:
+            # The signature held (revocation is checked last), so the content is safe to read for the audit.
+            try:
+                message = envelopes.decode_content(envelope)
+            except LienthongError:
+                message = None
+        return Rejected(exc.reason, exc.message, message)
     except LienthongError as exc:
         return Rejected(exc.reason, exc.message, message)
 

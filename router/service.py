@@ -119,7 +119,9 @@ class Router:
         log.info("router started", extra={"instance": self.instance, "agencies": len(follower.view.agencies)})
 
     def _follow_directory(self) -> None:
-        codes = [e.code for e in self.conn.follower.poll() if isinstance(e, AgencyEntry)]
+        """Read the directory topic to its current end before routing a batch: a revocation or a new agency
+        published before a message is routed applies to that message (one offsets request per batch)."""
+        codes = [e.code for e in self.conn.follower.catch_up() if isinstance(e, AgencyEntry)]
         if codes:
             self.bus.ensure_inboxes(self.conn.admin, codes)
 
@@ -169,11 +171,11 @@ class Router:
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and commit it in one transaction; returns the number of ingress records handled."""
         conn = self.conn
-        self._follow_directory()
         records = conn.consumer.poll(timeout_ms)
         conn.seen.forget(r.partition for r in conn.consumer.take_revoked())
         if not records:
             return 0
+        self._follow_directory()
         started = time.perf_counter()
         now = self.clock()
         try:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import typer
 
 from lienthong.agencies import AgencyKind, check_agency_code
 from lienthong.certificates import KEY_TYPES
 from lienthong.cli.common import bus, emit_json, out, table
+from lienthong.directory import lifecycle
 from lienthong.errors import ConfigurationError
 from lienthong.provisioning import add_agency, publish_directory
 
@@ -62,3 +65,53 @@ def publish(ctx: typer.Context) -> None:
     b = bus(ctx)
     count = publish_directory(b)
     out.print(f"published {count} directory entries to {b.topics.directory}")
+
+
+def _duration(text: str) -> dt.timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise typer.BadParameter(f"{text!r}: write a duration like 0s, 30m, 1h or 7d")
+    return dt.timedelta(seconds=int(number) * units[unit])
+
+
+@app.command("revoke")
+def revoke_certificates(
+        ctx: typer.Context, code: str = typer.Argument(..., help="Agency code"),
+        certificate: str | None = typer.Option(None, "--certificate", help="Fingerprint (or its start) of one "
+                                               "certificate; default: every certificate of the agency"),
+        publish: bool = typer.Option(True, "--publish/--no-publish")) -> None:
+    """Revoke an agency's signing certificates now and publish it: routers and receivers refuse new messages
+    signed with them as soon as they read the directory; messages signed before stay verifiable."""
+    check_agency_code(code)
+    b = bus(ctx)
+    store = b.directory_store()
+    try:
+        revoked = lifecycle.revoke(store, code, dt.datetime.now(dt.UTC), certificate)
+    finally:
+        store.close()
+    if not revoked:
+        out.print(f"nothing to do: the certificates of {code} were already revoked")
+        return
+    out.print(f"revoked {len(revoked)} certificate(s) of {code}: {', '.join(f[:16] + '…' for f in revoked)}")
+    if publish:
+        out.print(f"published {publish_directory(b)} directory entries; routers and receivers apply it on their "
+                  "next poll of the directory topic")
+
+
+@app.command("rotate-key")
+def rotate_key(ctx: typer.Context, code: str = typer.Argument(..., help="Agency code"),
+               key_type: str = typer.Option("ecdsa-p256", "--key-type", help=f"One of {', '.join(KEY_TYPES)}"),
+               grace: str = typer.Option("1h", "--grace", help="How long the old key still counts (0s, 30m, 1h…)"),
+               publish: bool = typer.Option(True, "--publish/--no-publish")) -> None:
+    """Give an agency a new signing key (mode 0600) and certificate; the old certificate ends after --grace."""
+    check_agency_code(code)
+    if key_type not in KEY_TYPES:
+        raise ConfigurationError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}")
+    b = bus(ctx)
+    rotated = lifecycle.rotate_key(b, code, key_type, _duration(grace))
+    out.print(f"{code} now signs with certificate {rotated.new_fingerprint[:16]}…; "
+              + (f"the old one ({', '.join(f[:16] + '…' for f in rotated.retired)}) ends at "
+                 f"{rotated.retired_at:%Y-%m-%d %H:%M:%S} UTC" if rotated.retired else "it had no earlier key"))
+    if publish:
+        out.print(f"published {publish_directory(b)} directory entries")

@@ -23,10 +23,11 @@ from producers.outbox import Outbox
 inbox_app = typer.Typer(help="Read an agency's inbox and answer with status notices.", no_args_is_help=True)
 
 
-def gateway_for(b: Bus, agency: str) -> Gateway:
-    """The agency's gateway: it needs the agency's key here, not the operator's directory database."""
+def gateway_for(b: Bus, agency: str, *, confidential: bool = False) -> Gateway:
+    """The agency's gateway: it needs the agency's key here, not the operator's directory database; to encrypt,
+    it reads the directory topic for the recipients' encryption certificates."""
     b.keystore().signer(agency)  # says plainly when the key is missing
-    return connect_gateway(b, agency, outbox=True)
+    return connect_gateway(b, agency, outbox=True, confidential=confidential)
 
 
 def send(ctx: typer.Context,
@@ -39,6 +40,9 @@ def send(ctx: typer.Context,
          signer: str = typer.Option("", "--signer", help="Full name of the person who signed"),
          priority: int = typer.Option(0, "--priority", min=0, max=4, help="0 normal … 4 express at a set time"),
          attach: list[Path] = typer.Option([], "--attach", help="A file to attach; repeat for more"),
+         confidential: bool = typer.Option(False, "--confidential", help="Encrypt the document for its recipients: "
+                                           "only they can read it; the router and the audit see only who sent it "
+                                           "to whom"),
          ) -> None:
     """Sign a document, keep it in the outbox and publish it; says whether the broker has it or it waits."""
     check_agency_code(sender)
@@ -47,16 +51,17 @@ def send(ctx: typer.Context,
     b = bus(ctx)
     document = new_document(sender, number=number, notation=notation, subject=subject, summary=summary,
                             signer_name=signer, priority=Priority(priority), attachments=read_attachments(attach))
-    gateway = gateway_for(b, sender)
+    gateway = gateway_for(b, sender, confidential=confidential)
     try:
-        sent = gateway.send_document(document, to)
+        sent = gateway.send_document(document, to, confidential=confidential)
     finally:
         gateway.close()
+    what = f"{document.document_id} (encrypted)" if confidential else document.document_id
     if sent.queued:
-        out.print(f"queued {document.document_id} as message {sent.message_id} ({sent.size:,} bytes): the broker "
+        out.print(f"queued {what} as message {sent.message_id} ({sent.size:,} bytes): the broker "
                   "did not take it now; `lienthong outbox relay` publishes it when the broker is back")
         return
-    out.print(f"sent {document.document_id} as message {sent.message_id} "
+    out.print(f"sent {what} as message {sent.message_id} "
               f"({sent.size:,} bytes, ingress partition {sent.partition} offset {sent.offset})")
 
 

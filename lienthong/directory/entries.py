@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
@@ -36,11 +37,30 @@ class GroupEntry(_Entry):
         return f"group:{self.name}"
 
 
+class CertificateUsage(StrEnum):
+    """What a certificate in the directory is for; the names are the Avro enum symbols."""
+
+    SIGNING = "SIGNING"  # verifies the agency's signatures
+    ENCRYPTION = "ENCRYPTION"  # confidential documents are encrypted to its key
+
+
+def usage_of(cert: x509.Certificate) -> CertificateUsage:
+    """ENCRYPTION for a certificate whose KeyUsage allows key agreement only; SIGNING for any other."""
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return CertificateUsage.SIGNING
+    if usage.key_agreement and not usage.digital_signature:
+        return CertificateUsage.ENCRYPTION
+    return CertificateUsage.SIGNING
+
+
 class CertificateEntry(_Entry):
     fingerprint: str
     agency: str
     der: bytes
     revoked_at: dt.datetime | None = None
+    usage: CertificateUsage = CertificateUsage.SIGNING  # entries from before DirectoryEntry v2 are signing ones
 
     @property
     def key(self) -> str:

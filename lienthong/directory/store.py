@@ -22,7 +22,7 @@ from sqlalchemy import (
 from lienthong.agencies import Agency, AgencyKind, check_agency_code
 from lienthong.certificates import agency_of, fingerprint
 from lienthong.db import make_engine
-from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry
+from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry, usage_of
 from lienthong.errors import NotFoundError, ValidationError
 
 metadata = MetaData()
@@ -100,7 +100,8 @@ class DirectoryStore:
                 conn.execute(insert(certificates).values(
                     fingerprint=fp, agency=code, pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
                     not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc))
-        return CertificateEntry(fingerprint=fp, agency=code, der=cert.public_bytes(serialization.Encoding.DER))
+        return CertificateEntry(fingerprint=fp, agency=code, der=cert.public_bytes(serialization.Encoding.DER),
+                                usage=usage_of(cert))
 
     def certificates(self) -> dict[str, x509.Certificate]:
         """Every certificate the directory ever held, by fingerprint (old ones verify old messages)."""
@@ -127,9 +128,10 @@ class DirectoryStore:
         with self.engine.connect() as conn:
             for row in conn.execute(select(certificates).order_by(certificates.c.agency)).all():
                 cert = x509.load_pem_x509_certificate(row.pem.encode())
+                # The usage is read from the certificate's own KeyUsage, so no column can disagree with it.
                 out.append(CertificateEntry(fingerprint=row.fingerprint, agency=row.agency,
                                             der=cert.public_bytes(serialization.Encoding.DER),
-                                            revoked_at=_utc(row.revoked_at)))
+                                            revoked_at=_utc(row.revoked_at), usage=usage_of(cert)))
             members: dict[str, list[str]] = {}
             for row in conn.execute(select(group_members).order_by(group_members.c.agency)).all():
                 members.setdefault(row.group_name, []).append(row.agency)

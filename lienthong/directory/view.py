@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from cryptography import x509
 
 from lienthong.agencies import GROUP_PREFIX, KIND_GROUPS, Agency, check_address, is_group_address
-from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry
+from lienthong.certificates import agency_of, check_encryption_certificate
+from lienthong.directory.entries import AgencyEntry, CertificateEntry, CertificateUsage, DirectoryEntry, GroupEntry
 from lienthong.envelope import TrustedCertificate
-from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
+from lienthong.errors import (
+    AuthorizationError,
+    LienthongError,
+    NotFoundError,
+    Reason,
+    RoutingError,
+    SignatureError,
+)
 
 
 class DirectoryView:
@@ -19,7 +28,9 @@ class DirectoryView:
         self._ca = ca_certificate
         self.agencies: dict[str, Agency] = {}
         self.groups: dict[str, tuple[str, ...]] = {}
-        self.certificates: dict[str, TrustedCertificate] = {}
+        self.certificates: dict[str, TrustedCertificate] = {}  # signing certificates: verify senders
+        # Encryption certificates are kept apart: a sender's signature is never looked up among them.
+        self.encryption_certificates: dict[str, TrustedCertificate] = {}
 
     @property
     def ca_certificate(self) -> x509.Certificate:
@@ -31,8 +42,13 @@ class DirectoryView:
         elif isinstance(entry, GroupEntry):
             self.groups[entry.name] = entry.members
         elif isinstance(entry, CertificateEntry):
-            self.certificates[entry.fingerprint] = TrustedCertificate(entry.agency, entry.certificate(),
-                                                                     entry.revoked_at)
+            trusted = TrustedCertificate(entry.agency, entry.certificate(), entry.revoked_at)
+            if entry.usage is CertificateUsage.ENCRYPTION:
+                self.certificates.pop(entry.fingerprint, None)
+                self.encryption_certificates[entry.fingerprint] = trusted
+            else:
+                self.encryption_certificates.pop(entry.fingerprint, None)
+                self.certificates[entry.fingerprint] = trusted
 
     def remove(self, key: str) -> None:
         kind, _, ident = key.partition(":")
@@ -42,6 +58,7 @@ class DirectoryView:
             self.groups.pop(ident, None)
         elif kind == "certificate":
             self.certificates.pop(ident, None)
+            self.encryption_certificates.pop(ident, None)
 
     def certificate(self, fingerprint: str) -> TrustedCertificate:
         try:
@@ -49,6 +66,25 @@ class DirectoryView:
         except KeyError:
             raise SignatureError(f"unknown sender: certificate {fingerprint[:16]}… is not in the directory",
                                  reason=Reason.UNKNOWN_SENDER) from None
+
+    def encryption_certificate(self, code: str, at: dt.datetime) -> TrustedCertificate:
+        """The agency's encryption certificate in force at `at`: published for it, issued by the bus CA, valid,
+        not revoked, for key agreement only; the most recently issued one if several are."""
+        usable: list[TrustedCertificate] = []
+        for trusted in self.encryption_certificates.values():
+            if trusted.agency != code or (trusted.revoked_at is not None and trusted.revoked_at <= at):
+                continue
+            try:
+                check_encryption_certificate(trusted.certificate, self._ca, at)
+                if agency_of(trusted.certificate) != code:  # the entry and the certificate must name one agency
+                    continue
+            except LienthongError:
+                continue
+            usable.append(trusted)
+        if not usable:
+            raise NotFoundError(f"agency {code} has no valid encryption certificate in the directory; the operator "
+                                f"issues one with `lienthong agency add {code} --name …` and publishes the directory")
+        return max(usable, key=lambda t: t.certificate.not_valid_before_utc)
 
     def agency(self, code: str) -> Agency:
         try:
