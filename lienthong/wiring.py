@@ -76,8 +76,9 @@ class Bus:
                                    configs={"retention.ms": str(self.settings.inbox_retention_ms)})
 
     def ca(self, *, create: bool = False) -> BusCA:
-        """The bus CA (the operator's key). Only `agency add` creates one: anything else signing with a fresh CA
-        would sign what no follower or auditor trusts."""
+        """The bus CA (the operator's key). Only the operator's set-up commands create one (`agency add`, and the
+        TLS commands of `lienthong kafka`): anything else signing with a fresh CA would sign what no follower or
+        auditor trusts."""
         if create:
             return BusCA.load_or_create(self.settings.ca_dir)
         if not (self.settings.ca_dir / "ca.key.pem").exists():

@@ -36,6 +36,10 @@ def add(ctx: typer.Context,
     verb = "added" if added.created else "updated"
     key_note = f"new key {added.key_path}" if added.new_key else f"existing key {added.key_path}"
     out.print(f"{verb} {code} {name} ({kind.value}); {key_note}; certificate {added.certificate_fingerprint[:16]}…")
+    if added.encryption_certificate_fingerprint:
+        state = "new" if added.new_encryption_key else "existing"
+        out.print(f"  {state} encryption key (X25519) for confidential documents; certificate "
+                  f"{added.encryption_certificate_fingerprint[:16]}…")
     if publish:
         count = publish_directory(b)
         out.print(f"published {count} directory entries to {b.topics.directory}")
@@ -81,8 +85,8 @@ def revoke_certificates(
         certificate: str | None = typer.Option(None, "--certificate", help="Fingerprint (or its start) of one "
                                                "certificate; default: every certificate of the agency"),
         publish: bool = typer.Option(True, "--publish/--no-publish")) -> None:
-    """Revoke an agency's signing certificates now and publish it: routers and receivers refuse new messages
-    signed with them as soon as they read the directory; messages signed before stay verifiable."""
+    """Revoke an agency's certificates (signing and encryption) now and publish it: routers and receivers refuse
+    new messages under them from their next batch on; messages delivered before stay verifiable."""
     check_agency_code(code)
     b = bus(ctx)
     store = b.directory_store()

@@ -1,7 +1,8 @@
 """Certificate lifecycle: revoke an agency's signing certificates, rotate its signing key.
 
 Both change the operator's SQL directory and are then published like any directory change; routers and
-receivers apply a revocation as soon as they read it from the directory topic (they read it on every poll).
+receivers read the directory topic to its end before each batch they handle, so a revocation published before a
+message is routed applies to it.
 """
 
 from __future__ import annotations
