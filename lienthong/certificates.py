@@ -215,11 +215,21 @@ class BusCA:
 
 def check_certificate(cert: x509.Certificate, ca_certificate: x509.Certificate, at: dt.datetime) -> None:
     """Raise SignatureError unless cert was issued by the CA and is valid at `at`."""
+    check_issuer(cert, ca_certificate)
+    check_validity(cert, at)
+
+
+def check_issuer(cert: x509.Certificate, ca_certificate: x509.Certificate) -> None:
+    """Raise SignatureError unless the CA's signature on cert holds (the same answer every time: cacheable)."""
     try:
         cert.verify_directly_issued_by(ca_certificate)
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise SignatureError("certificate was not issued by the bus CA",
                              reason=Reason.CERTIFICATE_NOT_VALID) from exc
+
+
+def check_validity(cert: x509.Certificate, at: dt.datetime) -> None:
+    """Raise SignatureError unless cert is within its validity window at `at` and made for signatures."""
     if at < cert.not_valid_before_utc:
         raise SignatureError(f"certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
                              reason=Reason.CERTIFICATE_NOT_VALID)

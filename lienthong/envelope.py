@@ -9,7 +9,7 @@ from typing import Protocol
 
 from cryptography import x509
 
-from lienthong.certificates import agency_of, check_certificate
+from lienthong.certificates import PublicKey, agency_of, check_issuer, check_validity
 from lienthong.codec import SingleObjectCodec
 from lienthong.errors import DecodingError, Reason, SignatureError
 from lienthong.messages import Message
@@ -55,6 +55,22 @@ class EnvelopeCodec:
 
     def __init__(self, codec: SingleObjectCodec) -> None:
         self.codec = codec
+        # The CA's signature on a certificate and the certificate's parsed key do not change: check and parse
+        # once per (certificate, CA) instead of once per message (an ECDSA verification and a key parse each).
+        self._issued: dict[str, tuple[x509.Certificate, x509.Certificate, PublicKey]] = {}
+
+    def _issued_key(self, fingerprint: str, cert: x509.Certificate, ca_certificate: x509.Certificate) -> PublicKey:
+        # Keyed by the directory's fingerprint; the certificate and the CA are compared too, so neither a directory
+        # that changed what a fingerprint names nor another CA can reuse an earlier check.
+        cached = self._issued.get(fingerprint)
+        if cached is not None and cached[0] == cert and cached[1] == ca_certificate:
+            return cached[2]
+        check_issuer(cert, ca_certificate)
+        public_key: PublicKey = cert.public_key()  # type: ignore[assignment]
+        if len(self._issued) > 10_000:
+            self._issued.clear()
+        self._issued[fingerprint] = (cert, ca_certificate, public_key)
+        return public_key
 
     def seal_bytes(self, content: bytes, signer: Signer) -> bytes:
         return self.codec.encode(ENVELOPE, {
@@ -78,9 +94,10 @@ class EnvelopeCodec:
     def verify(self, envelope: Envelope, certificates: CertificateSource, at: dt.datetime) -> TrustedCertificate:
         """Check the signer's certificate and the signature over the content bytes; returns the signer."""
         trusted = certificates.certificate(envelope.certificate_fingerprint)
-        check_certificate(trusted.certificate, certificates.ca_certificate, at)
-        public_key = trusted.certificate.public_key()
-        verify(public_key, envelope.algorithm, envelope.content, envelope.signature)  # type: ignore[arg-type]
+        public_key = self._issued_key(envelope.certificate_fingerprint, trusted.certificate,
+                                      certificates.ca_certificate)
+        check_validity(trusted.certificate, at)
+        verify(public_key, envelope.algorithm, envelope.content, envelope.signature)
         # Revocation last: the refusal can then say which genuine message it refused.
         if trusted.revoked_at is not None and trusted.revoked_at <= at:
             raise SignatureError(f"certificate of {trusted.agency} was revoked on "

@@ -158,3 +158,18 @@ def test_old_messages_are_refused_as_stale() -> None:
     old = document_message(created_at=NOW - dt.timedelta(days=8))
     decision = decide(ENV.seal(old, pki.signers[OFFICE]), view, ENV, NOW, SKEW, window=dt.timedelta(days=7))
     assert isinstance(decision, Rejected) and decision.reason == Reason.STALE
+
+
+def test_a_cached_certificate_check_does_not_carry_over_to_another_ca() -> None:
+    from lienthong.directory.view import DirectoryView
+
+    pki, view = make_pki()
+    value = ENV.seal(document_message(recipients=(MINISTRY_A,)), pki.signers[OFFICE])
+    assert isinstance(decide(value, view, ENV, NOW, SKEW), Accepted)  # checked and cached under the bus CA
+    other, _ = make_pki()
+    foreign = DirectoryView(other.ca.certificate)  # same certificates, another trust anchor
+    for code in view.agencies:
+        foreign.apply(pki.entries({code: pki.signers[code]})[0])
+        foreign.apply(pki.entries({code: pki.signers[code]})[1])
+    decision = decide(value, foreign, ENV, NOW, SKEW)
+    assert isinstance(decision, Rejected) and decision.reason == Reason.CERTIFICATE_NOT_VALID
