@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from lienthong.agencies import is_group_address
 from lienthong.audit.events import AuditEvent, AuditEventType
@@ -157,13 +158,15 @@ def audit_events(decision: Decision, position: Position, now: dt.datetime,
     def event(kind: AuditEventType, at: dt.datetime, recipient: str | None = None,
               **extra: str | bytes | None) -> AuditEvent:
         header = decision.message.header if decision.message else None
-        return AuditEvent(
+        # Built from values the router already holds in their checked types: no validation pass per event.
+        fields: dict[str, Any] = {"status": None, "reason_code": None, "reason": None, "envelope": None, **extra}
+        return AuditEvent.model_construct(
             event_id=f"{position.topic}/{position.partition}/{position.offset}/{kind.value}/{recipient or '-'}",
             event=kind, at=at, message_id=header.message_id if header else None,
             root_id=header.root_id if header else None, kind=header.kind.value if header else None,
             sender=header.sender if header else None, recipient=recipient,
             source_topic=position.topic, source_partition=position.partition, source_offset=position.offset,
-            content_sha256=digest, **extra)
+            content_sha256=digest, **fields)
 
     events = []
     if decision.message is not None:
