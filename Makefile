@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install jars demo test unit integration chaos lint clean bench
+.PHONY: install jars demo test unit integration chaos lint clean bench bench-audit
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lienthong needs Python 3.11 or newer")'
@@ -40,6 +40,10 @@ chaos: jars
 ## Benchmarks on a broker of their own (var/bench-broker, free ports): a table, and bench/results/latest.json.
 bench: jars
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## The audit store: projector rows/s into SQLite and PostgreSQL, and `audit verify` rows/s.
+bench-audit: jars
+	$(BIN)/python -m bench.audit
 
 lint: install
 	$(BIN)/ruff check .
