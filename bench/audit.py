@@ -105,6 +105,7 @@ def main() -> int:
         publisher.flush(120)
         publisher.close()
         for run in range(RUNS):
+            (folder / f"audit-{run}.db").unlink(missing_ok=True)  # a fresh database for every run
             for name, url in (("sqlite", f"sqlite:///{folder / f'audit-{run}.db'}"),
                               ("postgresql", create_database(pg_server, f"bench_{run}"))):
                 results.setdefault(f"projector_{name}_rows_per_s", []).append(project(bus, url, PROJECTED))

@@ -30,8 +30,9 @@ class AuditProjector:
     @classmethod
     def connect(cls, bus: Bus, store: AuditStore, group: str | None = None,
                 metrics: ProjectorMetrics | None = None) -> AuditProjector:
+        # Large batches: one SQL transaction and one offset commit per batch are most of the fixed cost.
         consumer = bus.subscriber([bus.topics.audit], group or bus.topics.projector_group(),
-                              client_id="audit-projector")
+                                  client_id="audit-projector", max_poll_records=5000)
         return cls(bus, store, consumer, metrics)
 
     def run_once(self, timeout_ms: int = 500) -> int:
