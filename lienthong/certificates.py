@@ -53,13 +53,18 @@ def write_private_key(path: Path, key: PrivateKey | x25519.X25519PrivateKey) -> 
         os.close(fd)
 
 
-def read_private_key(path: Path) -> PrivateKey:
+def load_pem_key(path: Path) -> object:
+    """A PEM private key from a file, with one clear error for a missing or unreadable file."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
         raise ConfigurationError(f"private key {path} does not exist") from None
     except ValueError as exc:
         raise ConfigurationError(f"{path} is not a PEM private key") from exc
+
+
+def read_private_key(path: Path) -> PrivateKey:
+    key = load_pem_key(path)
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
         raise ConfigurationError(f"{path}: key type {type(key).__name__} is not accepted on the bus")
     return key
@@ -140,22 +145,10 @@ class BusCA:
     def issue(self, agency_code: str, agency_name: str, public_key: PublicKey, *,
               not_before: dt.datetime | None = None, not_after: dt.datetime | None = None) -> x509.Certificate:
         """Issue a signing certificate to an agency: subject UID is its code, usage digital signature."""
-        now = dt.datetime.now(dt.UTC)
-        not_before = not_before or now - dt.timedelta(minutes=5)
-        not_after = not_after or now + dt.timedelta(days=2 * 365)
-        subject = x509.Name([x509.NameAttribute(NameOID.USER_ID, agency_code),
-                             x509.NameAttribute(NameOID.COMMON_NAME, agency_name),
-                             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lienthong")])
-        return (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(self.certificate.subject)
-            .public_key(public_key).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .sign(self.key, _sign_hash(self.key))
-        )
+        usage = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                              crl_sign=False, encipher_only=False, decipher_only=False)
+        return self._issue_to_agency(agency_code, agency_name, public_key, usage, not_before, not_after)
 
     def issue_encryption(self, agency_code: str, agency_name: str, public_key: x25519.X25519PublicKey, *,
                          not_before: dt.datetime | None = None,
@@ -164,6 +157,15 @@ class BusCA:
 
         Confidential documents are encrypted to it; it can sign nothing, so it can never stand in for the
         agency's signing certificate, and the signing certificate is never used to encrypt."""
+        usage = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=True, key_cert_sign=False,
+                              crl_sign=False, encipher_only=False, decipher_only=False)
+        return self._issue_to_agency(agency_code, agency_name, public_key, usage, not_before, not_after)
+
+    def _issue_to_agency(self, agency_code: str, agency_name: str,
+                         public_key: PublicKey | x25519.X25519PublicKey, usage: x509.KeyUsage,
+                         not_before: dt.datetime | None, not_after: dt.datetime | None) -> x509.Certificate:
+        """An agency certificate (subject UID = agency code) for one key usage, two years by default."""
         now = dt.datetime.now(dt.UTC)
         subject = x509.Name([x509.NameAttribute(NameOID.USER_ID, agency_code),
                              x509.NameAttribute(NameOID.COMMON_NAME, agency_name),
@@ -174,9 +176,7 @@ class BusCA:
             .not_valid_before(not_before or now - dt.timedelta(minutes=5))
             .not_valid_after(not_after or now + dt.timedelta(days=2 * 365))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=True, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(usage, critical=True)
             .sign(self.key, _sign_hash(self.key))
         )
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from lienthong.agencies import check_agency_code
 from lienthong.certificates import (
     PrivateKey,
+    load_pem_key,
     read_certificate,
     read_private_key,
     write_certificate,
@@ -23,12 +23,7 @@ from lienthong.signing import Signer
 
 def read_encryption_key(path: Path) -> x25519.X25519PrivateKey:
     """An X25519 private key (PEM, PKCS#8); any other key type is refused."""
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError:
-        raise ConfigurationError(f"private key {path} does not exist") from None
-    except ValueError as exc:
-        raise ConfigurationError(f"{path} is not a PEM private key") from exc
+    key = load_pem_key(path)
     if not isinstance(key, x25519.X25519PrivateKey):
         raise ConfigurationError(f"{path}: an encryption key must be X25519, not {type(key).__name__}")
     return key
