@@ -67,6 +67,16 @@ class BrokerStatus:
         return "not running"
 
 
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id as Kafka's own Uuid.randomUuid makes it: URL-safe base64 of 16 random bytes,
+    never starting with '-' (the storage tool's argument parser would read such an id as an option;
+    one id in 64 does, which once failed a CI run)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalBroker:
     """One Kafka node in `folder` (data, logs, config, pid file), listening on 127.0.0.1 only.
 
@@ -200,8 +210,9 @@ class LocalBroker:
     def _format_storage(self, config: Path) -> None:
         if (self.folder / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = self._run_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
+        result = self._run_java(
+            "kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}", "--config", str(config)
+        )
         if result.returncode != 0:
             raise BrokerError(f"formatting the broker storage failed: {result.stderr.strip() or result.stdout}")
 
