@@ -50,6 +50,16 @@ notices = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("signed", LargeBinary, nullable=False),  # the envelope as it arrived: the receipt, re-verifiable
 )
+# Reports, ballots, ballot answers, dossier status batches: the signed message as it arrived, by kind.
+messages = Table(
+    "messages", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False, index=True),
+    Column("root_id", Text, nullable=False, index=True),
+    Column("sender", String(16), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("signed", LargeBinary, nullable=False),
+)
 quarantine = Table(
     "quarantine", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -96,7 +106,9 @@ class InboxStore:
         with self.engine.connect() as conn:
             return conn.execute(select(documents.c.message_id).where(documents.c.message_id == message_id)
                                 ).first() is not None or conn.execute(
-                select(notices.c.message_id).where(notices.c.message_id == message_id)).first() is not None
+                select(notices.c.message_id).where(notices.c.message_id == message_id)).first() is not None or \
+                conn.execute(select(messages.c.message_id).where(messages.c.message_id == message_id)).first() \
+                is not None
 
     def store_document(self, raw: bytes, envelope: Envelope, message: Message, *, confidential: bool = False) -> Path:
         """Store a verified document (decrypted if it came confidential): its files, then its index row.
@@ -139,6 +151,21 @@ class InboxStore:
                 from_agency=message.header.sender, status=notice.status.value, staff=notice.staff,
                 description=notice.description, reason=notice.reason, time=notice.time,
                 received_at=dt.datetime.now(dt.UTC), signed=raw))
+
+    def store_message(self, message: Message, raw: bytes) -> None:
+        """A verified report, ballot, ballot answer or dossier status batch, kept as signed."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(messages).values(
+                message_id=message.header.message_id, kind=message.header.kind.value, root_id=message.header.root_id,
+                sender=message.header.sender, received_at=dt.datetime.now(dt.UTC), signed=raw))
+
+    def signed_messages(self, kind: str, root_id: str | None = None) -> list[bytes]:
+        """The signed bytes of the stored messages of one kind (and one root id), in the order they arrived."""
+        query = select(messages.c.signed).where(messages.c.kind == kind)
+        if root_id is not None:
+            query = query.where(messages.c.root_id == root_id)
+        with self.engine.connect() as conn:
+            return [r.signed for r in conn.execute(query.order_by(messages.c.received_at))]
 
     def record_sent_status(self, document_message_id: str, status: StatusCode, reason: str | None,
                            notice_message_id: str) -> None:

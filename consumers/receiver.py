@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consumers.inbox_store import InboxStore
@@ -24,11 +24,16 @@ from producers.gateway import Gateway, Sent
 log = logging.getLogger(__name__)
 
 
+# A projector's entry point: a verified message and the inbox record it came in (its topic, partition, offset).
+Handler = Callable[[Message, Record], None]
+
+
 @dataclass(frozen=True)
 class Received:
     """What one inbox record turned out to be."""
 
-    kind: str  # "document", "notice", "duplicate" or "quarantined"
+    # "document", "notice", "report", "ballot", "ballot_answer", "dossier_status", "duplicate" or "quarantined"
+    kind: str
     message: Message | None
     detail: str = ""
 
@@ -38,7 +43,8 @@ class Receiver:
 
     def __init__(self, bus: Bus, agency: str, store: InboxStore, gateway: Gateway, follower: DirectoryFollower,
                  consumer: Subscriber, metrics: ReceiverMetrics | None = None,
-                 clock: Callable[[], dt.datetime] = utc_now, recipient_key: RecipientKey | None = None) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now, recipient_key: RecipientKey | None = None,
+                 handlers: Sequence[Handler] = ()) -> None:
         self.bus = bus
         self.agency = agency
         self.store = store
@@ -48,9 +54,12 @@ class Receiver:
         self.metrics = metrics or ReceiverMetrics()
         self.clock = clock
         self.recipient_key = recipient_key  # opens confidential documents; None: they are quarantined
+        # Projectors: called with every verified message after it is stored, before the offset is committed, so a
+        # crash calls them again with the same message; they must be idempotent.
+        self.handlers = list(handlers)
 
     @classmethod
-    def connect(cls, bus: Bus, agency: str) -> Receiver:
+    def connect(cls, bus: Bus, agency: str, handlers: Sequence[Handler] = ()) -> Receiver:
         """A receiver for `agency` with its keys from the keystore and its store under the inbox folder."""
         keystore = bus.keystore()
         recipient_key = keystore.recipient_key(agency) if keystore.has_encryption(agency) else None
@@ -61,7 +70,7 @@ class Receiver:
         consumer = bus.subscriber([bus.topics.inbox(agency)], bus.topics.receiver_group(agency),
                               client_id=f"receiver-{agency}")
         return cls(bus, agency, InboxStore(bus.settings.inbox_dir / agency), gateway, follower, consumer,
-                   recipient_key=recipient_key)
+                   recipient_key=recipient_key, handlers=handlers)
 
     def poll(self, timeout_ms: int = 500) -> list[Received]:
         """Handle what arrived; offsets are committed only after everything in the batch is stored."""
@@ -101,12 +110,18 @@ class Receiver:
                 self.reply(message.header.message_id, StatusCode.ARRIVED, description="received and verified")
             self.metrics.received.labels("duplicate" if known else "document", "").inc()
             return Received("duplicate" if known else "document", message)
-        if self.store.has(message.header.message_id):
-            self.metrics.received.labels("duplicate", "").inc()
-            return Received("duplicate", message)
-        self.store.store_notice(message, raw)
-        self.metrics.received.labels("notice", "").inc()
-        return Received("notice", message)
+        known = self.store.has(message.header.message_id)
+        if not known:
+            if isinstance(message.payload, StatusNotice):
+                self.store.store_notice(message, raw)
+            else:
+                self.store.store_message(message, raw)
+        for handler in self.handlers:  # also for a known one: the crash may have come between store and handler
+            handler(message, record)
+        kind = "duplicate" if known else (
+            "notice" if isinstance(message.payload, StatusNotice) else message.header.kind.value.lower())
+        self.metrics.received.labels(kind, "").inc()
+        return Received(kind, message)
 
     def decrypt(self, message: Message) -> Message:
         """A verified confidential document, decrypted with this agency's encryption key."""

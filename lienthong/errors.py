@@ -34,6 +34,15 @@ class Reason(StrEnum):
     STALE = "stale"
     NOT_AUTHORIZED = "not-authorized"
     CANNOT_DECRYPT = "cannot-decrypt"
+    UNKNOWN_DOCUMENT = "unknown-document"  # a lifecycle request or notice about a story the router never routed
+    NOT_A_PARTY = "not-a-party"  # a notice or ballot answer from an agency the story never addressed
+    UNKNOWN_REGIME = "unknown-regime"
+    PERIOD_NOT_OPEN = "period-not-open"  # a report for a period that has not closed yet, or was closed long ago
+    UNKNOWN_INDICATOR = "unknown-indicator"
+    UNKNOWN_BALLOT = "unknown-ballot"
+    ALREADY_ANSWERED = "already-answered"
+    PAST_DEADLINE = "past-deadline"
+    IMPOSSIBLE_DATE = "impossible-date"
 
 
 class LienthongError(Exception):

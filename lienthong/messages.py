@@ -9,13 +9,20 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from lienthong.agencies import AgencyCode
+from lienthong.ballots import Ballot, BallotAnswer
 from lienthong.documents import ConfidentialDocument, OfficialDocument
+from lienthong.dossiers import DossierStatusBatch
 from lienthong.notices import StatusNotice
+from lienthong.reports import Report
 
 
 class MessageKind(StrEnum):
     DOCUMENT = "DOCUMENT"
     STATUS_NOTICE = "STATUS_NOTICE"
+    REPORT = "REPORT"
+    BALLOT = "BALLOT"
+    BALLOT_ANSWER = "BALLOT_ANSWER"
+    DOSSIER_STATUS = "DOSSIER_STATUS"
 
 
 class MessageHeader(BaseModel):
@@ -32,7 +39,33 @@ class MessageHeader(BaseModel):
 
 
 # A confidential document travels under a DOCUMENT header; only its recipients can turn it into an OfficialDocument.
-Payload = OfficialDocument | StatusNotice | ConfidentialDocument
+Payload = OfficialDocument | StatusNotice | ConfidentialDocument | Report | Ballot | BallotAnswer | DossierStatusBatch
+
+# The payload types a header kind may carry.
+PAYLOADS_OF_KIND: dict[MessageKind, tuple[type, ...]] = {
+    MessageKind.DOCUMENT: (OfficialDocument, ConfidentialDocument),
+    MessageKind.STATUS_NOTICE: (StatusNotice,),
+    MessageKind.REPORT: (Report,),
+    MessageKind.BALLOT: (Ballot,),
+    MessageKind.BALLOT_ANSWER: (BallotAnswer,),
+    MessageKind.DOSSIER_STATUS: (DossierStatusBatch,),
+}
+
+
+def kind_of(payload: Payload) -> MessageKind:
+    return next(kind for kind, types in PAYLOADS_OF_KIND.items() if isinstance(payload, types))
+
+
+def own_root_id(payload: Payload) -> str:
+    """The root id a payload names itself: the record key of its story (a new document, a notice's document,
+    a report, a ballot and its answers, a dossier batch). A revoke, update or replace names another document."""
+    if isinstance(payload, (OfficialDocument, ConfidentialDocument, StatusNotice)):
+        return payload.document_id
+    if isinstance(payload, Report):
+        return payload.report_id
+    if isinstance(payload, (Ballot, BallotAnswer)):
+        return payload.ballot_id
+    return payload.batch_id
 
 
 class Message(BaseModel):

@@ -9,16 +9,26 @@ from pydantic import ValidationError as PydanticValidationError
 
 from lienthong.agencies import AgencyKind
 from lienthong.audit.events import AuditEvent, AuditEventType
-from lienthong.directory.entries import AgencyEntry, CertificateEntry, CertificateUsage, DirectoryEntry, GroupEntry
+from lienthong.ballots import Ballot, BallotAnswer
+from lienthong.directory.entries import (
+    AgencyEntry,
+    CertificateEntry,
+    CertificateUsage,
+    DirectoryEntry,
+    GroupEntry,
+    RegimeEntry,
+)
 from lienthong.documents import (
     ConfidentialAlgorithm,
     ConfidentialDocument,
     OfficialDocument,
     WrappedKey,
 )
+from lienthong.dossiers import DOSSIER_BATCH, DossierStatusBatch
 from lienthong.errors import DecodingError, LienthongError, Reason
-from lienthong.messages import Message, MessageHeader, MessageKind
+from lienthong.messages import Message, MessageHeader, MessageKind, Payload
 from lienthong.notices import StatusCode, StatusNotice
+from lienthong.reports import Regime, Report
 
 _EPOCH_DAY = dt.date(1970, 1, 1)
 
@@ -27,6 +37,7 @@ ENVELOPE = "gov.lienthong.Envelope"
 AUDIT_EVENT = "gov.lienthong.AuditEvent"
 DIRECTORY_ENTRY = "gov.lienthong.DirectoryEntry"
 SEEN_MESSAGE = "gov.lienthong.SeenMessage"
+ROUTER_STORY = "gov.lienthong.RouterStory"
 OFFICIAL_DOCUMENT = "gov.lienthong.OfficialDocument"  # alone: the plaintext inside a ConfidentialDocument
 
 
@@ -130,6 +141,51 @@ def _notice_model(rec: dict[str, Any]) -> StatusNotice:
     )
 
 
+def _report_record(report: Report) -> dict[str, Any]:
+    return {"report_id": report.report_id, "regime": report.regime, "period": report.period,
+            "values": [v.model_dump() for v in report.values], "note": report.note, "time": to_millis(report.time)}
+
+
+def _report_model(rec: dict[str, Any]) -> Report:
+    return Report.model_validate({**rec, "time": from_millis(rec["time"])})
+
+
+def _ballot_record(ballot: Ballot) -> dict[str, Any]:
+    return {"ballot_id": ballot.ballot_id, "question": ballot.question, "description": ballot.description,
+            "options": list(ballot.options), "deadline": to_millis(ballot.deadline), "members": list(ballot.members)}
+
+
+def _ballot_model(rec: dict[str, Any]) -> Ballot:
+    return Ballot.model_validate({**rec, "deadline": from_millis(rec["deadline"])})
+
+
+def _answer_record(answer: BallotAnswer) -> dict[str, Any]:
+    return {"ballot_id": answer.ballot_id, "option": answer.option, "comment": answer.comment,
+            "time": to_millis(answer.time)}
+
+
+def _answer_model(rec: dict[str, Any]) -> BallotAnswer:
+    return BallotAnswer.model_validate({**rec, "time": from_millis(rec["time"])})
+
+
+def _dossier_record(batch: DossierStatusBatch) -> dict[str, Any]:
+    return {"batch_id": batch.batch_id, "events": [{
+        "dossier_code": e.dossier_code, "procedure_code": e.procedure_code, "field": e.field,
+        "owner_kind": e.owner_kind.value, "received_date": to_days(e.received_date),
+        "due_date": to_days(e.due_date) if e.due_date is not None else None, "status": e.status.value,
+        "handling_unit": e.handling_unit, "handler": e.handler, "time": to_millis(e.time),
+    } for e in batch.events]}
+
+
+def _dossier_model(rec: dict[str, Any]) -> DossierStatusBatch:
+    # One validation pass over the whole batch (thousands of events per message at the portals' rates).
+    return DOSSIER_BATCH.validate_python({"batch_id": rec["batch_id"], "events": [{
+        **e, "received_date": from_days(e["received_date"]),
+        "due_date": from_days(e["due_date"]) if e["due_date"] is not None else None,
+        "time": from_millis(e["time"]),
+    } for e in rec["events"]]})
+
+
 def header_record(header: MessageHeader) -> dict[str, Any]:
     return {
         "message_id": header.message_id, "kind": header.kind.value, "sender": header.sender,
@@ -145,16 +201,42 @@ def header_model(rec: dict[str, Any]) -> MessageHeader:
     )
 
 
-def message_record(message: Message) -> dict[str, Any]:
-    payload = message.payload
-    if isinstance(payload, OfficialDocument):
-        branch = (OFFICIAL_DOCUMENT, _document_record(payload))
-    elif isinstance(payload, ConfidentialDocument):
-        branch = ("gov.lienthong.ConfidentialDocument", _confidential_record(payload))
-    else:
-        branch = ("gov.lienthong.StatusNotice", _notice_record(payload))
+def _payload_branch(payload: Payload) -> tuple[str, dict[str, Any]]:
     # fastavro takes (name, record) tuples to pick a union branch explicitly.
-    return {"header": header_record(message.header), "payload": branch}
+    if isinstance(payload, OfficialDocument):
+        return OFFICIAL_DOCUMENT, _document_record(payload)
+    if isinstance(payload, ConfidentialDocument):
+        return "gov.lienthong.ConfidentialDocument", _confidential_record(payload)
+    if isinstance(payload, StatusNotice):
+        return "gov.lienthong.StatusNotice", _notice_record(payload)
+    if isinstance(payload, Report):
+        return "gov.lienthong.Report", _report_record(payload)
+    if isinstance(payload, Ballot):
+        return "gov.lienthong.Ballot", _ballot_record(payload)
+    if isinstance(payload, BallotAnswer):
+        return "gov.lienthong.BallotAnswer", _answer_record(payload)
+    return "gov.lienthong.DossierStatusBatch", _dossier_record(payload)
+
+
+def message_record(message: Message) -> dict[str, Any]:
+    return {"header": header_record(message.header), "payload": _payload_branch(message.payload)}
+
+
+def _payload_model(rec: dict[str, Any]) -> Payload:
+    """The payload of a decoded union branch, told apart by the fields only its record has."""
+    if "ciphertext" in rec:
+        return _confidential_model(rec)
+    if "attachments" in rec:
+        return _document_model(rec)
+    if "document_digest" in rec:
+        return _notice_model(rec)
+    if "regime" in rec:
+        return _report_model(rec)
+    if "members" in rec:
+        return _ballot_model(rec)
+    if "option" in rec:
+        return _answer_model(rec)
+    return _dossier_model(rec)
 
 
 def message_model(rec: dict[str, Any]) -> Message:
@@ -162,14 +244,8 @@ def message_model(rec: dict[str, Any]) -> Message:
     payload = rec["payload"]
     try:
         header = header_model(rec["header"])
-        body: OfficialDocument | StatusNotice | ConfidentialDocument
-        if "ciphertext" in payload:
-            body = _confidential_model(payload)
-        elif "attachments" in payload:
-            body = _document_model(payload)
-        else:
-            body = _notice_model(payload)
-        return Message(header=header, payload=body)
+        # model_construct: header and payload were each validated just now; a second pass would double the cost.
+        return Message.model_construct(header=header, payload=_payload_model(payload))
     except PydanticValidationError as exc:
         raise _content_error(exc) from exc
     except (KeyError, ValueError, TypeError) as exc:
@@ -191,6 +267,12 @@ def directory_entry_record(entry: DirectoryEntry, published_at: dt.datetime) -> 
         body = ("gov.lienthong.AgencyEntry", {"code": entry.code, "name": entry.name, "kind": entry.kind.value})
     elif isinstance(entry, GroupEntry):
         body = ("gov.lienthong.GroupEntry", {"name": entry.name, "members": list(entry.members)})
+    elif isinstance(entry, RegimeEntry):
+        r = entry.regime
+        body = ("gov.lienthong.RegimeEntry", {
+            "code": r.code, "name": r.name, "period_type": r.period_type.value, "reporting": list(r.reporting),
+            "receiving": r.receiving, "indicators": [i.model_dump() for i in r.indicators], "due_days": r.due_days,
+            "accept_days": r.accept_days})
     else:
         body = ("gov.lienthong.CertificateEntry", {
             "fingerprint": entry.fingerprint, "agency": entry.agency, "der": entry.der,
@@ -206,6 +288,8 @@ def directory_entry_model(rec: dict[str, Any]) -> DirectoryEntry:
             return CertificateEntry(fingerprint=body["fingerprint"], agency=body["agency"], der=body["der"],
                                     revoked_at=from_millis(revoked) if revoked is not None else None,
                                     usage=CertificateUsage(body["usage"]))
+        if "period_type" in body:
+            return RegimeEntry(regime=Regime.model_validate(body))
         if "members" in body:
             return GroupEntry(name=body["name"], members=tuple(body["members"]))
         return AgencyEntry(code=body["code"], name=body["name"], kind=AgencyKind(body["kind"]))

@@ -32,6 +32,12 @@ class Topics:
         """Message ids the routers delivered, one partition per ingress partition, kept for the window."""
         return f"{self.prefix}.router.seen"
 
+    @property
+    def router_stories(self) -> str:
+        """The state of each story (a document's recipients and statuses, a ballot's answers), compacted by root id,
+        one partition per ingress partition."""
+        return f"{self.prefix}.router.stories"
+
     def inbox(self, agency: str) -> str:
         return f"{self.prefix}.inbox.{check_agency_code(agency)}"
 

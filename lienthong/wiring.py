@@ -69,6 +69,8 @@ class Bus:
         admin.ensure_topics([t.directory], partitions=1, replication=s.replication_factor, configs=COMPACTED)
         admin.ensure_topics([t.router_seen], partitions=s.ingress_partitions, replication=s.replication_factor,
                             configs={"retention.ms": str(s.duplicate_window_s * 1000 * 2)})
+        admin.ensure_topics([t.router_stories], partitions=s.ingress_partitions, replication=s.replication_factor,
+                            configs=COMPACTED)
 
     def ensure_inboxes(self, admin: Admin, agencies: list[str]) -> list[str]:
         return admin.ensure_topics([self.topics.inbox(code) for code in agencies], partitions=1,

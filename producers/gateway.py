@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lienthong.agencies import check_address
+from lienthong.ballots import Ballot, BallotAnswer
 from lienthong.confidential import EncryptionRecipient, seal_document
-from lienthong.documents import OfficialDocument
+from lienthong.documents import BusinessType, OfficialDocument
+from lienthong.dossiers import DossierStatusBatch
 from lienthong.envelope import EnvelopeCodec, TrustedCertificate
 from lienthong.errors import ConfigurationError, LienthongError, NotFoundError, Reason, ValidationError
-from lienthong.messages import Message, MessageHeader, MessageKind, utc_now
+from lienthong.messages import Message, MessageHeader, MessageKind, kind_of, own_root_id, utc_now
 from lienthong.notices import StatusNotice
+from lienthong.reports import Report
 from lienthong.signing import Signer
 from lienthong.topics import Topics
 from lienthong.transport.client import Outgoing, Publisher
@@ -149,14 +152,25 @@ class Gateway:
         return sent
 
     def send_document(self, document: OfficialDocument, recipients: Sequence[str], *,
-                      confidential: bool = False) -> Sent:
-        """Sign and publish a document; with confidential=True, encrypted first for every recipient agency."""
+                      confidential: bool = False, root_id: str | None = None) -> Sent:
+        """Sign and publish a document; with confidential=True, encrypted first for every recipient agency.
+
+        A revoke, update or replace (business type 1, 2, 3) acts on a document sent before: `root_id` names it.
+        """
         if not recipients:
             raise ValidationError("a document needs at least one recipient", reason=Reason.NO_RECIPIENTS)
         for address in recipients:
             check_address(address)
+        if document.business.type == BusinessType.NEW:
+            if root_id not in (None, document.document_id):
+                raise ValidationError("a new document is its own root; give root_id only to a revoke, update or "
+                                      "replace", reason=Reason.KEY_MISMATCH)
+            root_id = document.document_id
+        elif root_id is None:
+            raise ValidationError(f"a {document.business.type.name.lower()} must name the document it acts on "
+                                  "(root_id)", reason=Reason.UNKNOWN_DOCUMENT)
         header = MessageHeader(kind=MessageKind.DOCUMENT, sender=self.sender, recipients=tuple(recipients),
-                               root_id=document.document_id, created_at=utc_now())
+                               root_id=root_id, created_at=utc_now())
         if not confidential:
             return self.publish(Message(header=header, payload=document))
         sealed = seal_document(self._envelopes.codec, document, header, self.encryption_recipients(header))
@@ -189,6 +203,16 @@ class Gateway:
         header = MessageHeader(kind=MessageKind.STATUS_NOTICE, sender=self.sender, recipients=(to,),
                                root_id=notice.document_id, created_at=utc_now())
         return self.publish(Message(header=header, payload=notice))
+
+    def send(self, payload: Report | Ballot | BallotAnswer | DossierStatusBatch, recipients: Sequence[str]) -> Sent:
+        """Sign and publish a report, ballot, ballot answer or dossier status batch; its own id is the root id."""
+        if not recipients:
+            raise ValidationError("a message needs at least one recipient", reason=Reason.NO_RECIPIENTS)
+        for address in recipients:
+            check_address(address)
+        header = MessageHeader(kind=kind_of(payload), sender=self.sender, recipients=tuple(recipients),
+                               root_id=own_root_id(payload), created_at=utc_now())
+        return self.publish(Message(header=header, payload=payload))
 
     def close(self) -> None:
         try:

@@ -8,14 +8,18 @@ from typing import Any
 
 from lienthong.agencies import is_group_address
 from lienthong.audit.events import AuditEvent, AuditEventType
+from lienthong.ballots import Ballot, BallotAnswer
 from lienthong.certificates import agency_of
 from lienthong.directory.view import DirectoryView
 from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
+from lienthong.dossiers import DossierStatusBatch
 from lienthong.envelope import Envelope, EnvelopeCodec, ensure_bytes
 from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
-from lienthong.messages import Message, MessageKind
-from lienthong.notices import StatusNotice
+from lienthong.messages import PAYLOADS_OF_KIND, Message, MessageKind, own_root_id
+from lienthong.notices import StatusCode, StatusNotice
+from lienthong.reports import Report
 from lienthong.transport.client import key_partition
+from router.stories import asks_agreement
 
 
 @dataclass(frozen=True)
@@ -36,20 +40,32 @@ class Rejected:
 Decision = Accepted | Rejected
 
 
-def authorize(message: Message, directory: DirectoryView) -> tuple[str, ...]:
-    """The agencies a verified message goes to; raises if the sender or the recipients do not hold."""
+def authorize(message: Message, directory: DirectoryView, arrived: dt.datetime | None = None,
+              clock_skew: dt.timedelta = dt.timedelta(minutes=5)) -> tuple[str, ...]:
+    """The agencies a verified message goes to; raises if the sender, the recipients or the payload's own rules
+    (a report's regime and period, a dossier event's dates) do not hold. `arrived` is when ingress took it."""
     header, payload = message.header, message.payload
     directory.agency(header.sender)
-    expected: tuple[type, ...] = ((OfficialDocument, ConfidentialDocument) if header.kind == MessageKind.DOCUMENT
-                                  else (StatusNotice,))
-    if not isinstance(payload, expected):
+    if not isinstance(payload, PAYLOADS_OF_KIND[header.kind]):
         raise AuthorizationError(f"header says {header.kind.value} but the payload is not one",
                                  reason=Reason.WRONG_KIND)
-    if header.kind == MessageKind.STATUS_NOTICE and (
+    if header.kind in (MessageKind.STATUS_NOTICE, MessageKind.BALLOT_ANSWER, MessageKind.REPORT) and (
             len(header.recipients) != 1 or is_group_address(header.recipients[0])):
-        raise RoutingError("a status notice goes to exactly one agency: the sender of the document",
-                           reason=Reason.UNKNOWN_RECIPIENT)
+        what = {MessageKind.STATUS_NOTICE: "a status notice goes to exactly one agency: the sender of the document",
+                MessageKind.BALLOT_ANSWER: "a ballot answer goes to exactly one agency: the sender of the ballot",
+                MessageKind.REPORT: "a report goes to exactly one agency: its regime's receiving agency"}
+        raise RoutingError(what[header.kind], reason=Reason.UNKNOWN_RECIPIENT)
     recipients = directory.expand(header.recipients, sender=header.sender)
+    if isinstance(payload, Report):
+        _check_report(payload, header.sender, recipients, directory, arrived or header.created_at)
+    elif isinstance(payload, Ballot) and set(recipients) != set(payload.members):
+        raise RoutingError("a ballot goes to exactly the members it lists", reason=Reason.UNKNOWN_RECIPIENT)
+    elif isinstance(payload, DossierStatusBatch):
+        latest = (arrived or header.created_at) + clock_skew
+        future = next((e for e in payload.events if e.time > latest), None)
+        if future is not None:
+            raise AuthorizationError(f"dossier {future.dossier_code}: status time {future.time:%Y-%m-%d %H:%M:%S} "
+                                     "UTC is in the future", reason=Reason.IMPOSSIBLE_DATE)
     if isinstance(payload, ConfidentialDocument):
         # Only readable metadata: who has a wrapped key. A recipient without one could not open the document, so
         # nobody gets it, and the sender learns why (its directory was older than the router's, most likely).
@@ -59,6 +75,17 @@ def authorize(message: Message, directory: DirectoryView) -> tuple[str, ...]:
                                "include; send it again so that it is encrypted for every recipient",
                                reason=Reason.UNKNOWN_RECIPIENT)
     return recipients
+
+
+def _check_report(report: Report, sender: str, recipients: tuple[str, ...], directory: DirectoryView,
+                  arrived: dt.datetime) -> None:
+    regime = directory.regime(report.regime)
+    if sender not in directory.expand(regime.reporting):
+        raise AuthorizationError(f"{sender} is not a reporting agency of regime {regime.code}",
+                                 reason=Reason.NOT_AUTHORIZED)
+    if recipients != (regime.receiving,):
+        raise RoutingError(f"reports of regime {regime.code} go to {regime.receiving}", reason=Reason.UNKNOWN_RECIPIENT)
+    regime.check_open(report.check_against(regime), arrived)
 
 
 @dataclass(frozen=True)
@@ -85,8 +112,24 @@ def check_identity(message: Message, signer_agency: str, placement: Placement | 
                 and header.root_id != payload.document_id):
             raise RoutingError("a new document is its own root: root id must equal its document id",
                                reason=Reason.KEY_MISMATCH)
-    elif header.root_id != payload.document_id:
-        raise RoutingError("a status notice's root id must be the document it is about", reason=Reason.KEY_MISMATCH)
+        if (isinstance(payload, OfficialDocument) and payload.business.type != BusinessType.NEW
+                and header.root_id == payload.document_id):
+            raise RoutingError(f"a {payload.business.type.name.lower()} must name the document it acts on as its "
+                               "root id, not itself", reason=Reason.UNKNOWN_DOCUMENT)
+        if header.root_id != payload.document_id and not header.root_id.startswith(f"{header.sender},"):
+            raise SignatureError(f"only {header.sender}'s own documents can be revoked, updated or replaced by it; "
+                                 f"{header.root_id} is another agency's", reason=Reason.SENDER_MISMATCH)
+    elif isinstance(payload, StatusNotice):
+        if header.root_id != payload.document_id:
+            raise RoutingError("a status notice's root id must be the document it is about",
+                               reason=Reason.KEY_MISMATCH)
+    else:
+        if header.root_id != own_root_id(payload):
+            raise RoutingError(f"the root id of a {header.kind.value} must be its own id {own_root_id(payload)}",
+                               reason=Reason.KEY_MISMATCH)
+        if not isinstance(payload, BallotAnswer) and not header.root_id.startswith(f"{header.sender},"):
+            raise SignatureError(f"{header.root_id} names another agency than its sender {header.sender}",
+                                 reason=Reason.SENDER_MISMATCH)
     if placement is not None:
         if placement.key != header.root_id.encode():
             raise RoutingError("the record key is not the signed root id", reason=Reason.KEY_MISMATCH)
@@ -99,7 +142,7 @@ def check_identity(message: Message, signer_agency: str, placement: Placement | 
 
 def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCodec, now: dt.datetime,
            clock_skew: dt.timedelta, window: dt.timedelta = dt.timedelta(days=7),
-           placement: Placement | None = None) -> Decision:
+           placement: Placement | None = None, arrived: dt.datetime | None = None) -> Decision:
     """Read, verify, decode and authorize one ingress record.
 
     A message older than the duplicate window is refused as stale: the router no longer remembers its id, so
@@ -121,7 +164,7 @@ def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCod
             raise AuthorizationError(f"message time {message.header.created_at:%Y-%m-%d %H:%M:%S} UTC is older than "
                                      f"the duplicate window of {window}; send it again as a new message",
                                      reason=Reason.STALE)
-        return Accepted(envelope, message, authorize(message, directory))
+        return Accepted(envelope, message, authorize(message, directory, arrived or now, clock_skew))
     except SignatureError as exc:
         if exc.reason == Reason.CERTIFICATE_REVOKED and message is None:
             # The signature held (revocation is checked last), so the content is safe to read for the audit.
@@ -182,4 +225,9 @@ def audit_events(decision: Decision, position: Position, now: dt.datetime,
     else:
         events.append(event(AuditEventType.ROUTED, now))
     events.extend(event(AuditEventType.DELIVERED, now, r) for r in decision.recipients)
+    if asks_agreement(decision.message):
+        # A revoke or update is the sender's request 13 to each recipient it goes to; its reason is the business's.
+        reason = payload.business.reason if isinstance(payload, OfficialDocument) else None
+        events.extend(event(AuditEventType.STATUS, now, r, status=StatusCode.RECALL_REQUESTED.value, reason=reason)
+                      for r in decision.recipients)
     return events

@@ -17,7 +17,7 @@ from lienthong.directory.sync import DirectoryFollower
 from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import AUDIT_EVENT, SEEN_MESSAGE, audit_event_record, to_millis
+from lienthong.records import AUDIT_EVENT, ROUTER_STORY, SEEN_MESSAGE, audit_event_record, to_millis
 from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber
 from lienthong.wiring import Bus
 from router.decisions import (
@@ -31,6 +31,7 @@ from router.decisions import (
     decide,
 )
 from router.dedupe import SeenIds
+from router.stories import Story, StoryBook, advance, has_story, story_model, story_record
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class _Connections:
     consumer: Subscriber
     producer: Publisher
     seen: SeenIds
+    stories: StoryBook
 
 
 def dlq_headers(record: Record, decision: Rejected) -> list[tuple[str, bytes]]:
@@ -103,6 +105,22 @@ class Router:
         finally:
             reader.close()
 
+    def _load_stories(self, partition: int) -> Iterator[Story]:
+        """The stories of one ingress partition, from the compacted stories topic: the last record of each wins."""
+        reader = self.bus.topic_reader(self.bus.topics.router_stories, partitions=[partition])
+        latest: dict[str, Story] = {}
+        try:
+            for record in reader.read_to_end():
+                try:
+                    story = story_model(self.bus.envelopes.codec.decode(record.value or b"", ROUTER_STORY))
+                except (LienthongError, KeyError, ValueError):
+                    log.error("unreadable story record skipped", extra={"offset": record.offset})
+                    continue
+                latest[story.root_id] = story
+        finally:
+            reader.close()
+        yield from latest.values()
+
     def start(self) -> None:
         bus, settings = self.bus, self.bus.settings
         admin = bus.admin()
@@ -115,7 +133,8 @@ class Router:
                                   max_poll_records=settings.router_batch_size, instance_id=self.instance,
                                   session_timeout_ms=settings.router_session_timeout_ms)
         seen = SeenIds(lambda p: list(self._load_seen(p)), settings.duplicate_window_s * 1000)
-        self._conn = _Connections(admin, follower, consumer, producer, seen)
+        stories = StoryBook(lambda p: list(self._load_stories(p)))
+        self._conn = _Connections(admin, follower, consumer, producer, seen, stories)
         log.info("router started", extra={"instance": self.instance, "agencies": len(follower.view.agencies)})
 
     def _follow_directory(self) -> None:
@@ -129,25 +148,29 @@ class Router:
         """Everything one ingress record turns into: deliveries or a DLQ record, and its audit events."""
         # Outside the catch-all below: a metadata hiccup is the broker's trouble (abort and retry), not the record's.
         placement = Placement(record.key, record.partition, self.conn.consumer.partition_count(record.topic))
+        arrived = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)  # ingress is LogAppendTime
         try:
             decision: Decision = decide(record.value, self.conn.follower.view, self.bus.envelopes, now,
-                                        self._skew, self._window, placement)
+                                        self._skew, self._window, placement, arrived)
         except Exception as exc:
             log.exception("unexpected error deciding a record", extra={"offset": record.offset})
             decision = Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}")
         topics, seen = self.bus.topics, self.conn.seen
         out: list[Outgoing] = []
+        if isinstance(decision, Accepted) and seen.seen(record.partition, decision.message.header.message_id):
+            decision = as_duplicate(decision)
+        if isinstance(decision, Accepted) and has_story(decision.message):
+            decision, story = self._advance_story(decision, record.partition, arrived)
+            if story is not None:
+                out.append(Outgoing(topics.router_stories, self.bus.envelopes.codec.encode(
+                    ROUTER_STORY, story_record(story)), story.root_id.encode(), partition=record.partition))
         if isinstance(decision, Accepted):
             header = decision.message.header
-            if seen.seen(record.partition, header.message_id):
-                decision = as_duplicate(decision)
-            else:
-                seen.add(record.partition, header.message_id, to_millis(header.created_at))
-                out.append(Outgoing(topics.router_seen, self.bus.envelopes.codec.encode(SEEN_MESSAGE, {
-                    "message_id": header.message_id, "root_id": header.root_id,
-                    "created_at": to_millis(header.created_at), "ingress_offset": record.offset,
-                }), header.message_id.encode(), partition=record.partition))
-        if isinstance(decision, Accepted):
+            seen.add(record.partition, header.message_id, to_millis(header.created_at))
+            out.append(Outgoing(topics.router_seen, self.bus.envelopes.codec.encode(SEEN_MESSAGE, {
+                "message_id": header.message_id, "root_id": header.root_id,
+                "created_at": to_millis(header.created_at), "ingress_offset": record.offset,
+            }), header.message_id.encode(), partition=record.partition))
             headers = list(record.headers.items())
             for recipient in decision.recipients:
                 out.append(Outgoing(topics.inbox(check_agency_code(recipient)), record.value, record.key, headers))
@@ -164,6 +187,19 @@ class Router:
         out.extend(self._audit(e) for e in audit_events(decision, position, now, record.value))
         return out
 
+    def _advance_story(self, decision: Accepted, partition: int,
+                       arrived: dt.datetime) -> tuple[Decision, Story | None]:
+        """The story rules (state machine, lifecycle, ballots): the decision stands with the story's new state,
+        or becomes a rejection naming the rule broken."""
+        stories = self.conn.stories
+        header = decision.message.header
+        try:
+            story = advance(stories.get(partition, header.root_id), decision.message, decision.recipients, arrived)
+        except LienthongError as exc:
+            return Rejected(exc.reason, exc.message, decision.message), None
+        stories.put(partition, story)
+        return decision, story
+
     def _audit(self, event: AuditEvent) -> Outgoing:
         value = self.bus.envelopes.codec.encode(AUDIT_EVENT, audit_event_record(event))
         return Outgoing(self.bus.topics.audit, value, (event.root_id or event.event_id).encode())
@@ -172,7 +208,9 @@ class Router:
         """Poll one batch and commit it in one transaction; returns the number of ingress records handled."""
         conn = self.conn
         records = conn.consumer.poll(timeout_ms)
-        conn.seen.forget(r.partition for r in conn.consumer.take_revoked())
+        revoked = [r.partition for r in conn.consumer.take_revoked()]
+        conn.seen.forget(revoked)
+        conn.stories.forget(revoked)
         if not records:
             return 0
         self._follow_directory()
@@ -190,6 +228,7 @@ class Router:
             self.metrics.transactions.labels("aborted").inc()
             log.warning("transaction failed, rewinding to the last commit", extra={"error": str(exc)})
             conn.seen.forget()
+            conn.stories.forget()
             try:
                 conn.producer.abort()
             except BrokerError:

@@ -11,7 +11,16 @@ import pydantic
 import typer
 
 from lienthong import logs
-from lienthong.cli import agency_cmd, audit_cmd, kafka_cmd, messaging_cmd, services_cmd
+from lienthong.cli import (
+    agency_cmd,
+    audit_cmd,
+    ballot_cmd,
+    dossier_cmd,
+    kafka_cmd,
+    messaging_cmd,
+    reports_cmd,
+    services_cmd,
+)
 from lienthong.cli.common import bus, out, settings
 from lienthong.errors import LienthongError
 from lienthong.settings import Settings
@@ -30,6 +39,9 @@ app.add_typer(messaging_cmd.outbox_app, name="outbox")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(services_cmd.router_app, name="router")
 app.add_typer(services_cmd.projector_app, name="projector")
+app.add_typer(reports_cmd.app, name="reports")
+app.add_typer(ballot_cmd.app, name="ballot")
+app.add_typer(dossier_cmd.app, name="dossier")
 app.command("send")(messaging_cmd.send)
 
 

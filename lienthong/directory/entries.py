@@ -9,6 +9,7 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict
 
 from lienthong.agencies import Agency, AgencyKind
+from lienthong.reports import Regime
 
 
 class _Entry(BaseModel):
@@ -70,4 +71,14 @@ class CertificateEntry(_Entry):
         return x509.load_der_x509_certificate(self.der)
 
 
-DirectoryEntry = AgencyEntry | GroupEntry | CertificateEntry
+class RegimeEntry(_Entry):
+    """A reporting regime (since DirectoryEntry v3): routers check reports against it."""
+
+    regime: Regime
+
+    @property
+    def key(self) -> str:
+        return f"regime:{self.regime.code}"
+
+
+DirectoryEntry = AgencyEntry | GroupEntry | CertificateEntry | RegimeEntry

@@ -9,7 +9,14 @@ from cryptography import x509
 
 from lienthong.agencies import GROUP_PREFIX, KIND_GROUPS, Agency, check_address, is_group_address
 from lienthong.certificates import agency_of, check_encryption_certificate
-from lienthong.directory.entries import AgencyEntry, CertificateEntry, CertificateUsage, DirectoryEntry, GroupEntry
+from lienthong.directory.entries import (
+    AgencyEntry,
+    CertificateEntry,
+    CertificateUsage,
+    DirectoryEntry,
+    GroupEntry,
+    RegimeEntry,
+)
 from lienthong.envelope import TrustedCertificate
 from lienthong.errors import (
     AuthorizationError,
@@ -19,6 +26,7 @@ from lienthong.errors import (
     RoutingError,
     SignatureError,
 )
+from lienthong.reports import Regime
 
 
 class DirectoryView:
@@ -31,6 +39,7 @@ class DirectoryView:
         self.certificates: dict[str, TrustedCertificate] = {}  # signing certificates: verify senders
         # Encryption certificates are kept apart: a sender's signature is never looked up among them.
         self.encryption_certificates: dict[str, TrustedCertificate] = {}
+        self.regimes: dict[str, Regime] = {}
 
     @property
     def ca_certificate(self) -> x509.Certificate:
@@ -41,6 +50,8 @@ class DirectoryView:
             self.agencies[entry.code] = entry.agency()
         elif isinstance(entry, GroupEntry):
             self.groups[entry.name] = entry.members
+        elif isinstance(entry, RegimeEntry):
+            self.regimes[entry.regime.code] = entry.regime
         elif isinstance(entry, CertificateEntry):
             trusted = TrustedCertificate(entry.agency, entry.certificate(), entry.revoked_at)
             if entry.usage is CertificateUsage.ENCRYPTION:
@@ -56,6 +67,8 @@ class DirectoryView:
             self.agencies.pop(ident, None)
         elif kind == "group":
             self.groups.pop(ident, None)
+        elif kind == "regime":
+            self.regimes.pop(ident, None)
         elif kind == "certificate":
             self.certificates.pop(ident, None)
             self.encryption_certificates.pop(ident, None)
@@ -85,6 +98,14 @@ class DirectoryView:
             raise NotFoundError(f"agency {code} has no valid encryption certificate in the directory; the operator "
                                 f"issues one with `lienthong agency add {code} --name …` and publishes the directory")
         return max(usable, key=lambda t: t.certificate.not_valid_before_utc)
+
+    def regime(self, code: str) -> Regime:
+        try:
+            return self.regimes[code]
+        except KeyError:
+            raise AuthorizationError(f"reporting regime {code!r} is not in the directory; the operator adds it with "
+                                     "`lienthong reports regime add` and publishes the directory",
+                                     reason=Reason.UNKNOWN_REGIME) from None
 
     def agency(self, code: str) -> Agency:
         try:

@@ -1,0 +1,7 @@
+"""`lienthong ballot`: commands of this flow (being built)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="ballot", no_args_is_help=True)

@@ -1,0 +1,87 @@
+"""Dossier status events of the National Public Service Portal: where a citizen's or business's dossier is."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from lienthong.agencies import check_agency_code
+from lienthong.reports import VIETNAM
+
+
+class OwnerKind(StrEnum):
+    CITIZEN = "CITIZEN"
+    BUSINESS = "BUSINESS"
+
+
+class DossierStatus(StrEnum):
+    """The names are the Avro enum symbols."""
+
+    RECEIVED = "RECEIVED"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUPPLEMENT_REQUESTED = "SUPPLEMENT_REQUESTED"
+    ON_HOLD = "ON_HOLD"
+    RESULT_READY = "RESULT_READY"
+    RETURNED = "RETURNED"
+    REJECTED = "REJECTED"
+    WITHDRAWN = "WITHDRAWN"
+
+
+# The portal opened in 2019; a dossier received before the electronic one-stop shops existed is a typing error.
+EARLIEST_RECEIVED = dt.date(2000, 1, 1)
+
+
+class DossierStatusEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    dossier_code: str = Field(min_length=1, max_length=128)
+    procedure_code: str = Field(min_length=1, max_length=128)
+    field: str = Field(min_length=1)
+    owner_kind: OwnerKind
+    received_date: dt.date
+    due_date: dt.date | None = None
+    status: DossierStatus
+    handling_unit: str = Field(min_length=1)
+    handler: str = ""
+    time: dt.datetime
+
+    @model_validator(mode="after")
+    def _possible_dates(self) -> DossierStatusEvent:
+        if self.received_date < EARLIEST_RECEIVED:
+            raise ValueError(f"dossier {self.dossier_code}: received date {self.received_date} is before "
+                             f"{EARLIEST_RECEIVED}")
+        if self.due_date is not None and self.due_date < self.received_date:
+            raise ValueError(f"dossier {self.dossier_code}: due date {self.due_date} is before its received date "
+                             f"{self.received_date}")
+        changed_on = self.time.astimezone(VIETNAM).date()
+        if changed_on < self.received_date:
+            raise ValueError(f"dossier {self.dossier_code}: status time {changed_on} is before its received date "
+                             f"{self.received_date}")
+        return self
+
+
+class DossierStatusBatch(BaseModel):
+    """Status events signed together; accepted or rejected as a whole."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batch_id: str
+    events: tuple[DossierStatusEvent, ...] = Field(min_length=1)
+
+    @field_validator("batch_id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        sender, _, rest = value.partition(",")
+        check_agency_code(sender)
+        if not rest:
+            raise ValueError(f"batch id {value!r} must read <sender code>,<unique text>")
+        return value
+
+    @property
+    def sender(self) -> str:
+        return self.batch_id.partition(",")[0]
+
+
+DOSSIER_BATCH = TypeAdapter(DossierStatusBatch)

@@ -1,0 +1,220 @@
+"""Reports of the Government reporting system (Decree 09/2019/ND-CP): regimes, periods and reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lienthong.agencies import AgencyCode, check_address, check_agency_code
+from lienthong.errors import Reason, ValidationError
+
+# Reporting days are Vietnamese calendar days: a report sent at 23:30 UTC on the 14th arrives on the 15th in Hanoi.
+VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
+
+
+class PeriodType(StrEnum):
+    """The names are the Avro enum symbols."""
+
+    MONTH = "MONTH"
+    QUARTER = "QUARTER"
+    HALF_YEAR = "HALF_YEAR"
+    YEAR = "YEAR"
+
+
+_PERIOD = {
+    PeriodType.MONTH: re.compile(r"^(\d{4})-M(0[1-9]|1[0-2])$"),
+    PeriodType.QUARTER: re.compile(r"^(\d{4})-Q([1-4])$"),
+    PeriodType.HALF_YEAR: re.compile(r"^(\d{4})-H([12])$"),
+    PeriodType.YEAR: re.compile(r"^(\d{4})$"),
+}
+_EXAMPLE = {PeriodType.MONTH: "2026-M03", PeriodType.QUARTER: "2026-Q1", PeriodType.HALF_YEAR: "2026-H1",
+            PeriodType.YEAR: "2026"}
+
+
+def _day_15_before(year: int, month: int) -> dt.date:
+    """The 15th of the month before (year, month): where a Decree 09 period starts."""
+    return dt.date(year - 1, 12, 15) if month == 1 else dt.date(year, month - 1, 15)
+
+
+class Period(BaseModel):
+    """One reporting period. Decree 09/2019, Article 12: data close on the 14th; a month runs from the 15th of the
+    month before to the 14th, a quarter from the 15th of the month before it to the 14th of its last month, the
+    half-years 15 Dec–14 Jun and 15 Jun–14 Dec, the year 15 Dec–14 Dec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: PeriodType
+    label: str
+    start: dt.date
+    end: dt.date  # the closing day, inclusive
+
+    @classmethod
+    def parse(cls, label: str, period_type: PeriodType) -> Period:
+        match = _PERIOD[period_type].match(label.strip())
+        if match is None:
+            raise ValidationError(f"period {label!r} is not a {period_type.value.lower().replace('_', '-')} period; "
+                                  f"write it like {_EXAMPLE[period_type]}", reason=Reason.PERIOD_NOT_OPEN)
+        year = int(match.group(1))
+        if period_type is PeriodType.MONTH:
+            last_month = int(match.group(2))
+            first_month = last_month
+        elif period_type is PeriodType.QUARTER:
+            last_month = 3 * int(match.group(2))
+            first_month = last_month - 2
+        elif period_type is PeriodType.HALF_YEAR:
+            last_month = 6 * int(match.group(2))
+            first_month = last_month - 5
+        else:
+            first_month, last_month = 1, 12
+        return cls(type=period_type, label=label.strip(), start=_day_15_before(year, first_month),
+                   end=dt.date(year, last_month, 14))
+
+    @classmethod
+    def containing(cls, day: dt.date, period_type: PeriodType) -> Period:
+        """The period whose days include `day`."""
+        # A day from the 15th on belongs to the period that closes on the 14th of the next month.
+        year, month = (day.year, day.month) if day.day <= 14 else (
+            (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1))
+        if period_type is PeriodType.MONTH:
+            label = f"{year}-M{month:02d}"
+        elif period_type is PeriodType.QUARTER:
+            label = f"{year}-Q{(month - 1) // 3 + 1}"
+        elif period_type is PeriodType.HALF_YEAR:
+            label = f"{year}-H{1 if month <= 6 else 2}"
+        else:
+            label = str(year)
+        return cls.parse(label, period_type)
+
+    def previous(self) -> Period:
+        return Period.containing(self.start - dt.timedelta(days=1), self.type)
+
+
+class Indicator(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1)
+    unit: str
+
+
+class Regime(BaseModel):
+    """A reporting regime: who reports what to whom, how often, and when a report is late or too late."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    name: str = Field(min_length=1)
+    period_type: PeriodType
+    reporting: tuple[str, ...] = Field(min_length=1, description="Agency codes or group:<name> addresses")
+    receiving: AgencyCode
+    indicators: tuple[Indicator, ...] = Field(min_length=1)
+    due_days: int = Field(5, ge=0, le=366)
+    accept_days: int = Field(60, ge=0, le=3660)
+
+    @field_validator("reporting")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_address(a) for a in value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Regime:
+        codes = [i.code for i in self.indicators]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"regime {self.code}: indicator codes must be distinct")
+        if self.accept_days < self.due_days:
+            raise ValueError(f"regime {self.code}: accept_days ({self.accept_days}) must be at least due_days "
+                             f"({self.due_days})")
+        return self
+
+    def indicator(self, code: str) -> Indicator | None:
+        return next((i for i in self.indicators if i.code == code), None)
+
+    def due(self, period: Period) -> dt.date:
+        """The last day a report for the period is on time."""
+        return period.end + dt.timedelta(days=self.due_days)
+
+    def closes(self, period: Period) -> dt.date:
+        """The last day a report for the period is accepted at all."""
+        return period.end + dt.timedelta(days=self.accept_days)
+
+    def check_open(self, period: Period, at: dt.datetime) -> None:
+        """Raise unless a report for `period` may be received at `at`: from its closing day to `accept_days` after."""
+        day = at.astimezone(VIETNAM).date()
+        if day < period.end:
+            raise ValidationError(f"period {period.label} of regime {self.code} closes its data on {period.end}; "
+                                  "its report cannot be sent before", reason=Reason.PERIOD_NOT_OPEN)
+        if day > self.closes(period):
+            raise ValidationError(f"period {period.label} of regime {self.code} was closed to reports on "
+                                  f"{self.closes(period)} ({self.accept_days} days after its closing day)",
+                                  reason=Reason.PERIOD_NOT_OPEN)
+
+    def is_late(self, period: Period, at: dt.datetime) -> bool:
+        return at.astimezone(VIETNAM).date() > self.due(period)
+
+
+def check_decimal(value: str) -> str:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"indicator value {value!r} is not a decimal number") from None
+    if not number.is_finite():
+        raise ValueError(f"indicator value {value!r} is not a finite number")
+    return value
+
+
+class IndicatorValue(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    indicator: str = Field(min_length=1)
+    value: str
+    note: str = ""
+
+    @field_validator("value")
+    @classmethod
+    def _decimal(cls, value: str) -> str:
+        return check_decimal(value)
+
+
+def make_report_id(sender: str, regime: str, period: str) -> str:
+    return f"{check_agency_code(sender)},{regime},{period}"
+
+
+class Report(BaseModel):
+    """Regime + period + reporting agency (the sender) + indicator values."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report_id: str
+    regime: str = Field(min_length=1)
+    period: str = Field(min_length=1)
+    values: tuple[IndicatorValue, ...] = Field(min_length=1)
+    note: str = ""
+    time: dt.datetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Report:
+        sender, _, rest = self.report_id.partition(",")
+        check_agency_code(sender)
+        if rest != f"{self.regime},{self.period}":
+            raise ValueError(f"report id {self.report_id!r} must read <sender code>,{self.regime},{self.period}")
+        codes = [v.indicator for v in self.values]
+        if len(set(codes)) != len(codes):
+            raise ValueError("each indicator is reported once per report")
+        return self
+
+    @property
+    def sender(self) -> str:
+        return self.report_id.partition(",")[0]
+
+    def check_against(self, regime: Regime) -> Period:
+        """The report's period, if the report fits the regime; raise with the first thing that does not."""
+        period = Period.parse(self.period, regime.period_type)
+        unknown = [v.indicator for v in self.values if regime.indicator(v.indicator) is None]
+        if unknown:
+            raise ValidationError(f"regime {regime.code} has no indicator {', '.join(unknown)}",
+                                  reason=Reason.UNKNOWN_INDICATOR)
+        return period
