@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from lienthong.agencies import check_agency_code
+from lienthong.errors import Reason, ValidationError
 from lienthong.reports import VIETNAM
 
 
@@ -50,15 +51,15 @@ class DossierStatusEvent(BaseModel):
     @model_validator(mode="after")
     def _possible_dates(self) -> DossierStatusEvent:
         if self.received_date < EARLIEST_RECEIVED:
-            raise ValueError(f"dossier {self.dossier_code}: received date {self.received_date} is before "
-                             f"{EARLIEST_RECEIVED}")
+            raise ValidationError(f"dossier {self.dossier_code}: received date {self.received_date} is before "
+                                  f"{EARLIEST_RECEIVED}", reason=Reason.IMPOSSIBLE_DATE)
         if self.due_date is not None and self.due_date < self.received_date:
-            raise ValueError(f"dossier {self.dossier_code}: due date {self.due_date} is before its received date "
-                             f"{self.received_date}")
+            raise ValidationError(f"dossier {self.dossier_code}: due date {self.due_date} is before its received "
+                                  f"date {self.received_date}", reason=Reason.IMPOSSIBLE_DATE)
         changed_on = self.time.astimezone(VIETNAM).date()
         if changed_on < self.received_date:
-            raise ValueError(f"dossier {self.dossier_code}: status time {changed_on} is before its received date "
-                             f"{self.received_date}")
+            raise ValidationError(f"dossier {self.dossier_code}: status time {changed_on} is before its received "
+                                  f"date {self.received_date}", reason=Reason.IMPOSSIBLE_DATE)
         return self
 
 

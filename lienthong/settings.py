@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     directory_url: str | None = Field(None, description="SQLAlchemy URL of the directory (default: SQLite in home).")
     audit_url: str | None = Field(None, description="SQLAlchemy URL of the audit store (default: SQLite in home).")
     outbox_url: str | None = Field(None, description="SQLAlchemy URL of the gateway outbox (default: SQLite in home).")
+    projections_url: str | None = Field(None, description="SQLAlchemy URL of an agency's projections: reports, "
+                                        "ballots, dossier status (default: SQLite in home).")
     max_message_bytes: int = Field(1_000_000, description="Largest record the gateway will publish.")
     ingress_partitions: int = Field(3, ge=1)
     replication_factor: int = Field(1, ge=1)
@@ -120,3 +122,6 @@ class Settings(BaseSettings):
 
     def audit_db_url(self) -> str:
         return self.audit_url or f"sqlite:///{self.home / 'audit.db'}"
+
+    def projections_db_url(self) -> str:
+        return self.projections_url or f"sqlite:///{self.home / 'projections.db'}"
