@@ -83,7 +83,8 @@ def agency_grants(topics: Topics, code: str) -> list[Grant]:
 
 
 def router_grants(topics: Topics, principal: str = ROUTER) -> list[Grant]:
-    """A router reads ingress and the directory; writes every inbox, audit, DLQ and its seen ids; in transactions.
+    """A router reads ingress and the directory; writes every inbox, audit, DLQ, its seen ids and its stories; in
+    transactions.
 
     It creates no topic: the operator creates the inboxes before it publishes the agencies in the directory.
     """
@@ -94,6 +95,8 @@ def router_grants(topics: Topics, principal: str = ROUTER) -> list[Grant]:
         Grant(principal, "topic", topics.dlq, "WRITE"),
         Grant(principal, "topic", topics.router_seen, "READ"),
         Grant(principal, "topic", topics.router_seen, "WRITE"),
+        Grant(principal, "topic", topics.router_stories, "READ"),
+        Grant(principal, "topic", topics.router_stories, "WRITE"),
         Grant(principal, "topic", topics.directory, "READ"),
         Grant(principal, "group", topics.router_group(), "READ"),
         # Transactional ids are <prefix>.<instance>: any router instance of this bus, none of another's.
