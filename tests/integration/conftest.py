@@ -53,7 +53,8 @@ def local_broker() -> Iterator[LocalBroker | None]:
     if os.environ.get("LIENTHONG_BOOTSTRAP"):
         yield None
         return
-    folder = REPO / "var" / "test-broker"
+    # A folder per test session: two sessions on one checkout (a developer's run beside CI's) must not share one.
+    folder = REPO / "var" / f"test-broker-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     broker = make_test_broker(folder)
     broker.up()
@@ -61,6 +62,7 @@ def local_broker() -> Iterator[LocalBroker | None]:
         yield broker
     finally:
         broker.down()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +71,13 @@ def postgres_server() -> Iterator[str]:
     if os.environ.get("LIENTHONG_TEST_PG_URL"):
         yield os.environ["LIENTHONG_TEST_PG_URL"].rstrip("/")
         return
-    server = PrivatePostgres(REPO / "var" / "test-postgres", free_port())
+    server = PrivatePostgres(REPO / "var" / f"test-postgres-{os.getpid()}", free_port())
     url = server.start()
     try:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -110,7 +110,7 @@ class SecureBus:
 @pytest.fixture(scope="module")
 def secure() -> Iterator[SecureBus]:
     """The operator's path: `kafka up --tls`, agencies added and published, `kafka acls apply`; stopped at the end."""
-    home = REPO / "var" / "test-isolation" / "home"
+    home = REPO / "var" / f"test-isolation-{os.getpid()}" / "home"
     shutil.rmtree(home.parent, ignore_errors=True)
     (home / "kafka").mkdir(parents=True)
     (home / "kafka" / "libs").symlink_to(REPO / "var" / "kafka" / "libs")  # the jar cache of `kafka fetch`
@@ -134,6 +134,7 @@ def secure() -> Iterator[SecureBus]:
         yield s
     finally:
         broker.down()
+        shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def raised_while_polling(poll: Callable[[], object], timeout_s: float = 20.0) -> BrokerError:
