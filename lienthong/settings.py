@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     checkpoint_rows: int = Field(1000, ge=1, description="The projector signs a checkpoint every this many rows…")
     checkpoint_seconds: float = Field(60.0, gt=0, description="…or after this many seconds, whichever comes first.")
     router_batch_size: int = Field(500, ge=1)
+    router_producer_batch_bytes: int = Field(262_144, ge=16_384, le=4_194_304,
+                                             description="The router's producer batch per partition: larger batches "
+                                             "mean fewer produce requests per transaction (kafka-python's default "
+                                             "is 16 KiB).")
     router_session_timeout_ms: int = Field(10_000, ge=6_000, description="How soon the group notices a dead router.")
     router_transaction_timeout_ms: int = Field(15_000, ge=1_000,
                                                description="How soon a dead router's open transaction is aborted.")

@@ -74,6 +74,9 @@ class Router:
         self._skew = dt.timedelta(seconds=settings.clock_skew_s)
         self._window = dt.timedelta(seconds=settings.duplicate_window_s)
         self._conn: _Connections | None = None
+        # With as many audit partitions as ingress ones (the default), a record's audit events go to the ingress
+        # record's partition number, which is where its root id hashes: no murmur2 in Python per audit record.
+        self._audit_follows_ingress = False
         self._pruned_at = time.monotonic()
         self.ready = threading.Event()
 
@@ -88,7 +91,8 @@ class Router:
 
     def _publisher(self) -> Publisher:
         return self.bus.publisher(self._transactional_id(), client_id=self.instance,
-                                  transaction_timeout_ms=self.bus.settings.router_transaction_timeout_ms)
+                                  transaction_timeout_ms=self.bus.settings.router_transaction_timeout_ms,
+                                  batch_size=self.bus.settings.router_producer_batch_bytes)
 
     def _load_seen(self, partition: int) -> Iterator[tuple[str, int]]:
         """The ids delivered from one ingress partition within the window, from the seen topic."""
@@ -132,6 +136,8 @@ class Router:
         consumer = bus.subscriber([bus.topics.ingress], bus.topics.router_group(), client_id=self.instance,
                                   max_poll_records=settings.router_batch_size, instance_id=self.instance,
                                   session_timeout_ms=settings.router_session_timeout_ms)
+        self._audit_follows_ingress = (consumer.partition_count(bus.topics.audit)
+                                       == consumer.partition_count(bus.topics.ingress))
         seen = SeenIds(lambda p: list(self._load_seen(p)), settings.duplicate_window_s * 1000)
         stories = StoryBook(lambda p: list(self._load_stories(p)))
         self._conn = _Connections(admin, follower, consumer, producer, seen, stories)
@@ -173,7 +179,9 @@ class Router:
             }), header.message_id.encode(), partition=record.partition))
             headers = list(record.headers.items())
             for recipient in decision.recipients:
-                out.append(Outgoing(topics.inbox(check_agency_code(recipient)), record.value, record.key, headers))
+                # Inboxes have one partition (Bus.ensure_inboxes): naming it spares the partitioner's hashing.
+                out.append(Outgoing(topics.inbox(check_agency_code(recipient)), record.value, record.key, headers,
+                                    partition=0))
             self.metrics.messages.labels("routed", "").inc()
             self.metrics.deliveries.inc(len(decision.recipients))
         else:
@@ -184,7 +192,8 @@ class Router:
                                         "reason": decision.reason.value, "detail": decision.detail})
         position = Position(record.topic, record.partition, record.offset,
                             dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
-        out.extend(self._audit(e) for e in audit_events(decision, position, now, record.value))
+        audit_partition = record.partition if self._audit_follows_ingress else None
+        out.extend(self._audit(e, audit_partition) for e in audit_events(decision, position, now, record.value))
         return out
 
     def _advance_story(self, decision: Accepted, partition: int,
@@ -200,9 +209,9 @@ class Router:
         stories.put(partition, story)
         return decision, story
 
-    def _audit(self, event: AuditEvent) -> Outgoing:
+    def _audit(self, event: AuditEvent, partition: int | None = None) -> Outgoing:
         value = self.bus.envelopes.codec.encode(AUDIT_EVENT, audit_event_record(event))
-        return Outgoing(self.bus.topics.audit, value, (event.root_id or event.event_id).encode())
+        return Outgoing(self.bus.topics.audit, value, (event.root_id or event.event_id).encode(), partition=partition)
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and commit it in one transaction; returns the number of ingress records handled."""

@@ -97,12 +97,12 @@ class Publisher:
     """A producer: idempotent always, transactional when given a transactional id."""
 
     def __init__(self, bootstrap: str, *, transactional_id: str | None = None, client_id: str = "lienthong",
-                 max_request_size: int = 1_048_576, linger_ms: int = 5,
+                 max_request_size: int = 1_048_576, linger_ms: int = 5, batch_size: int = 16_384,
                  max_block_ms: int = 60_000, delivery_timeout_ms: int = 120_000,
                  transaction_timeout_ms: int = 60_000, tls: TlsClientConfig | None = None) -> None:
         config: dict[str, Any] = dict(
             bootstrap_servers=bootstrap.split(","), client_id=client_id, acks="all", **_security(tls),
-            enable_idempotence=True, max_request_size=max_request_size, linger_ms=linger_ms,
+            enable_idempotence=True, max_request_size=max_request_size, linger_ms=linger_ms, batch_size=batch_size,
             max_block_ms=max_block_ms, delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=min(30_000, delivery_timeout_ms - linger_ms - 1),
         )
