@@ -1,4 +1,9 @@
-"""A receiver's local store: documents as files (header JSON, attachments, the signed bytes), notices in SQLite."""
+"""A receiver's local store: documents as files (header JSON, attachments, the signed bytes), notices in SQLite.
+
+Each document belongs to a story, named by its root id (the document itself, or the one a revoke, update or replace
+acts on). The story's local state — '' delivered, or the last status — follows the same rules as the router's
+(router/stories.py): a new delivery sets '', a revoke or update request sets 13, each status sent sets its code.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,31 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.expression import ColumnClause
 
 from lienthong.db import make_engine
-from lienthong.documents import OfficialDocument
+from lienthong.documents import BusinessType, OfficialDocument
 from lienthong.envelope import Envelope
 from lienthong.errors import NotFoundError
 from lienthong.messages import Message
@@ -27,6 +52,10 @@ documents = Table(
     Column("digest", LargeBinary(32), nullable=False),
     Column("folder", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # Added after the first release: an inbox.db from before gets them at open (see _upgrade); NULL root id there
+    # is filled with the document id.
+    Column("root_id", Text, index=True),
+    Column("business_type", Integer),
 )
 sent_statuses = Table(
     "sent_statuses", metadata,
@@ -60,6 +89,16 @@ messages = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("signed", LargeBinary, nullable=False),
 )
+# The story's local state as it changed: a delivery ('' new, 13 a revoke or update request) or a status sent. The
+# last row of a root id is the state this agency is in for that document, which the router holds too.
+story_log = Table(
+    "story_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("root_id", Text, nullable=False, index=True),
+    Column("message_id", String(64), nullable=False),
+    Column("state", String(2), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
 quarantine = Table(
     "quarantine", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -69,6 +108,10 @@ quarantine = Table(
     Column("raw", LargeBinary),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Arrival order among rows received in the same instant.
+_ROWID: ColumnClause[int] = literal_column("documents.rowid", Integer())
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -83,6 +126,8 @@ def safe_filename(name: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class StoredDocument:
+    """One received delivery; last_status is what this agency last sent about this very message."""
+
     message_id: str
     document_id: str
     sender: str
@@ -91,6 +136,17 @@ class StoredDocument:
     folder: Path
     received_at: dt.datetime
     last_status: StatusCode | None
+    root_id: str = ""
+    business_type: BusinessType = BusinessType.NEW
+
+    @property
+    def is_lifecycle(self) -> bool:
+        """A revoke, update or replace of the document named by root_id."""
+        return self.root_id != self.document_id
+
+
+def _state(value: str) -> StatusCode | None:
+    return StatusCode(value) if value else None
 
 
 class InboxStore:
@@ -101,6 +157,23 @@ class InboxStore:
         folder.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(f"sqlite:///{folder / 'inbox.db'}")
         metadata.create_all(self.engine)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring an inbox.db from an earlier version up to this one; idempotent, safe with two openers at once."""
+        with self.engine.begin() as conn:
+            have = {c["name"] for c in inspect(conn).get_columns("documents")}
+            for name, kind in (("root_id", "TEXT"), ("business_type", "INTEGER")):
+                if name not in have:
+                    try:
+                        conn.execute(text(f"ALTER TABLE documents ADD COLUMN {name} {kind}"))
+                    except OperationalError as exc:  # another process added it first
+                        if "duplicate column" not in str(exc):
+                            raise
+            conn.execute(text("CREATE INDEX IF NOT EXISTS ix_documents_root_id ON documents (root_id)"))
+            # Before root ids were kept, a stored document stood for itself.
+            conn.execute(update(documents).where(documents.c.root_id.is_(None))
+                         .values(root_id=documents.c.document_id))
 
     def has(self, message_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -110,8 +183,10 @@ class InboxStore:
                 conn.execute(select(messages.c.message_id).where(messages.c.message_id == message_id)).first() \
                 is not None
 
-    def store_document(self, raw: bytes, envelope: Envelope, message: Message, *, confidential: bool = False) -> Path:
-        """Store a verified document (decrypted if it came confidential): its files, then its index row.
+    def store_document(self, raw: bytes, envelope: Envelope, message: Message, *, confidential: bool = False,
+                       state: StatusCode | None = None) -> Path:
+        """Store a verified document (decrypted if it came confidential): its files, then its index row and the
+        state its arrival puts the story in (None: delivered; 13 for a revoke or update request).
 
         envelope.avro keeps the signed bytes as they arrived, so for a confidential document the ciphertext."""
         document = message.payload
@@ -122,8 +197,9 @@ class InboxStore:
         for index, attachment in enumerate(document.attachments):
             (folder / "attachments" / safe_filename(attachment.name, index)).write_bytes(attachment.data)
         header = {
-            "message_id": message.header.message_id, "sender": message.header.sender,
-            "recipients": list(message.header.recipients), "created_at": message.header.created_at.isoformat(),
+            "message_id": message.header.message_id, "root_id": message.header.root_id,
+            "sender": message.header.sender, "recipients": list(message.header.recipients),
+            "created_at": message.header.created_at.isoformat(),
             "signed_content_sha256": envelope.content_digest.hex(),
             "signer_certificate": envelope.certificate_fingerprint,
             "confidential": confidential,
@@ -134,11 +210,16 @@ class InboxStore:
         }
         (folder / "header.json").write_text(json.dumps(header, ensure_ascii=False, indent=2), encoding="utf-8")
         (folder / "envelope.avro").write_bytes(raw)
+        now = dt.datetime.now(dt.UTC)
         with self.engine.begin() as conn:
             conn.execute(insert(documents).values(
                 message_id=message.header.message_id, document_id=document.document_id,
                 sender=message.header.sender, subject=document.subject, digest=envelope.content_digest,
-                folder=str(folder), received_at=dt.datetime.now(dt.UTC)))
+                folder=str(folder), received_at=now, root_id=message.header.root_id,
+                business_type=int(document.business.type)))
+            conn.execute(insert(story_log).values(root_id=message.header.root_id,
+                                                  message_id=message.header.message_id,
+                                                  state=state.value if state else "", at=now))
         return folder
 
     def store_notice(self, message: Message, raw: bytes) -> None:
@@ -168,36 +249,69 @@ class InboxStore:
             return [r.signed for r in conn.execute(query.order_by(messages.c.received_at))]
 
     def record_sent_status(self, document_message_id: str, status: StatusCode, reason: str | None,
-                           notice_message_id: str) -> None:
+                           notice_message_id: str, root_id: str | None = None) -> None:
+        """A status this agency sent about a delivery; it is the story's new state."""
+        now = dt.datetime.now(dt.UTC)
         with self.engine.begin() as conn:
             conn.execute(insert(sent_statuses).values(
                 document_message_id=document_message_id, status=status.value, reason=reason,
-                notice_message_id=notice_message_id, sent_at=dt.datetime.now(dt.UTC)))
+                notice_message_id=notice_message_id, sent_at=now))
+            if root_id is None:
+                row = conn.execute(select(documents.c.root_id)
+                                   .where(documents.c.message_id == document_message_id)).first()
+                root_id = row.root_id if row else None
+            if root_id is not None:
+                conn.execute(insert(story_log).values(root_id=root_id, message_id=notice_message_id,
+                                                      state=status.value, at=now))
 
     def quarantine(self, source: str, reason_code: str, reason: str, raw: bytes | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(quarantine).values(source=source, reason_code=reason_code, reason=reason, raw=raw,
                                                    at=dt.datetime.now(dt.UTC)))
 
-    def _last_status(self, conn: object, message_id: str) -> StatusCode | None:
-        row = conn.execute(  # type: ignore[attr-defined]
+    def _last_status(self, conn: Connection, message_id: str) -> StatusCode | None:
+        row = conn.execute(
             select(sent_statuses.c.status).where(sent_statuses.c.document_message_id == message_id)
             .order_by(sent_statuses.c.id.desc()).limit(1)).first()
         return StatusCode(row.status) if row else None
 
+    def _stored(self, conn: Connection, r: Any) -> StoredDocument:
+        return StoredDocument(r.message_id, r.document_id, r.sender, r.subject, r.digest, Path(r.folder),
+                              _utc(r.received_at), self._last_status(conn, r.message_id),
+                              r.root_id or r.document_id, BusinessType(r.business_type or 0))
+
     def documents(self) -> list[StoredDocument]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(documents).order_by(documents.c.received_at)).all()
-            return [StoredDocument(r.message_id, r.document_id, r.sender, r.subject, r.digest, Path(r.folder),
-                                   _utc(r.received_at), self._last_status(conn, r.message_id)) for r in rows]
+            rows = conn.execute(select(documents).order_by(documents.c.received_at, _ROWID)).all()
+            return [self._stored(conn, r) for r in rows]
 
     def document(self, document_id: str) -> StoredDocument:
-        """The latest received delivery of a document, by document id or message id."""
-        matches = [d for d in self.documents() if document_id in (d.document_id, d.message_id)]
-        if not matches:
-            raise NotFoundError(f"no received document {document_id!r} in {self.folder}; "
-                                "run `lienthong inbox read` first")
-        return matches[-1]
+        """The latest received delivery named by `document_id`: a document id, a message id, or a story's root id
+        (then the latest delivery of that story, which may be a revoke, update or replacement)."""
+        c = documents.c
+        query = (select(documents).where(or_(c.document_id == document_id, c.message_id == document_id,
+                                             c.root_id == document_id))
+                 .order_by(c.received_at.desc(), _ROWID.desc()).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                raise NotFoundError(f"no received document {document_id!r} in {self.folder}; "
+                                    "run `lienthong inbox read` first")
+            return self._stored(conn, row)
+
+    def story_state(self, root_id: str) -> StatusCode | None:
+        """This agency's state in a story: None when delivered (and not answered since), else the last status.
+
+        A story received before the store kept its log falls back to the last status sent about its latest
+        delivery."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(story_log.c.state).where(story_log.c.root_id == root_id)
+                               .order_by(story_log.c.id.desc()).limit(1)).first()
+            if row is not None:
+                return _state(row.state)
+            latest = conn.execute(select(documents.c.message_id).where(documents.c.root_id == root_id)
+                                  .order_by(documents.c.received_at.desc(), _ROWID.desc()).limit(1)).first()
+            return self._last_status(conn, latest.message_id) if latest else None
 
     def notices(self, *, with_receipts: bool = False) -> list[dict[str, object]]:
         with self.engine.connect() as conn:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from consumers.inbox_store import InboxStore
 from lienthong.confidential import RecipientKey, open_document
 from lienthong.directory.sync import DirectoryFollower
-from lienthong.documents import ConfidentialDocument, OfficialDocument
+from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
 from lienthong.envelope import ensure_bytes
 from lienthong.errors import DecodingError, LienthongError, Reason, SignatureError
 from lienthong.messages import Message, utc_now
@@ -36,6 +36,18 @@ class Received:
     kind: str
     message: Message | None
     detail: str = ""
+
+
+def arrival_state(message: Message, confidential: bool) -> StatusCode | None:
+    """The recipient's state after a document arrives, by the router's rule (router/stories.py `asks_agreement`):
+    a revoke or update asks for agreement (13); so does a confidential lifecycle request of any type, since the
+    router cannot read its type; a new document, a new delivery of it or a replacement is delivered (None)."""
+    document = message.payload
+    if not isinstance(document, OfficialDocument) or message.header.root_id == document.document_id:
+        return None
+    if confidential or document.business.type != BusinessType.REPLACE:
+        return StatusCode.RECALL_REQUESTED
+    return None
 
 
 class Receiver:
@@ -103,10 +115,14 @@ class Receiver:
             return Received("quarantined", None, exc.message)
         if isinstance(message.payload, OfficialDocument):
             known = self.store.has(message.header.message_id)
+            arrival = arrival_state(message, confidential)
             if not known:
-                self.store.store_document(raw, envelope, message, confidential=confidential)
+                self.store.store_document(raw, envelope, message, confidential=confidential, state=arrival)
             stored = self.store.document(message.header.message_id)
-            if stored.last_status is None:  # also after a crash between storing and acknowledging
+            # 01 acknowledges a new delivery (a new document, a new delivery of it, a replacement), also after a
+            # crash between storing and acknowledging; a revoke or update request waits for a person's 15 or 16.
+            if (arrival is None and stored.last_status is None
+                    and self.store.story_state(stored.root_id) is None):
                 self.reply(message.header.message_id, StatusCode.ARRIVED, description="received and verified")
             self.metrics.received.labels("duplicate" if known else "document", "").inc()
             return Received("duplicate" if known else "document", message)
@@ -132,14 +148,19 @@ class Receiver:
 
     def reply(self, document: str, status: StatusCode, *, reason: str | None = None, staff: str = "",
               description: str = "") -> Sent:
-        """Send a signed status notice about a received document back to its sender."""
+        """Send a signed status notice about a received document back to its sender.
+
+        `document` is a document id, a message id, or the root id of a story (then its latest delivery is
+        answered: 15 or 16 to a revoke or update request). The notice names the story root as its document and
+        the exact delivery answered by message id and digest. The status must follow this agency's state in the
+        story by the rules the router applies too; a refused transition raises before anything is sent."""
         stored = self.store.document(document)
-        check_transition(stored.last_status, status)
-        notice = StatusNotice(document_id=stored.document_id, document_message_id=stored.message_id,
+        check_transition(self.store.story_state(stored.root_id), status)
+        notice = StatusNotice(document_id=stored.root_id, document_message_id=stored.message_id,
                               document_digest=stored.digest, status=status, staff=staff, description=description,
                               reason=reason, time=utc_now())
         sent = self.gateway.send_notice(notice, stored.sender)
-        self.store.record_sent_status(stored.message_id, status, reason, sent.message_id)
+        self.store.record_sent_status(stored.message_id, status, reason, sent.message_id, stored.root_id)
         return sent
 
     def close(self) -> None:

@@ -61,7 +61,8 @@ def check_transition(previous: StatusCode | None, new: StatusCode) -> None:
     """Raise if `new` cannot follow `previous` for one recipient of one document.
 
     Nothing follows 02 but a new delivery; 06 comes only after 03; 04 and 05 only after 03;
-    15 and 16 answer a 13.
+    15 and 16 answer a 13. A refused recall (16) leaves the document in force, so its handling goes on: 03 to 06
+    may follow it.
     """
     def refuse(why: str) -> ValidationError:
         before = f"{previous.value} {previous.label}" if previous else "nothing"
@@ -74,9 +75,10 @@ def check_transition(previous: StatusCode | None, new: StatusCode) -> None:
         raise refuse("the document is already completed")
     if new == StatusCode.ARRIVED and previous is not None:
         raise refuse("01 is sent once, on arrival")
-    if new in (StatusCode.ASSIGNED, StatusCode.IN_PROGRESS, StatusCode.COMPLETED) and previous not in _HANDLING:
+    if new in (StatusCode.ASSIGNED, StatusCode.IN_PROGRESS, StatusCode.COMPLETED) and previous not in (
+            *_HANDLING, StatusCode.RECALL_REFUSED):
         raise refuse("the document must be accepted (03) first")
-    if new == StatusCode.ACCEPTED and previous not in (None, StatusCode.ARRIVED):
+    if new == StatusCode.ACCEPTED and previous not in (None, StatusCode.ARRIVED, StatusCode.RECALL_REFUSED):
         raise refuse("03 follows arrival only")
     if new == StatusCode.REJECTED and previous not in (None, StatusCode.ARRIVED):
         raise refuse("02 follows arrival only")

@@ -14,11 +14,19 @@ from lienthong.audit import evidence, queries
 from lienthong.audit.chain import Finding, Problem
 from lienthong.audit.events import AuditEventType
 from lienthong.audit.store import CHECKPOINT, AuditStore, Checkpoint
-from lienthong.audit.timeline import Timeline, build_timeline
+from lienthong.audit.timeline import (
+    DELIVERED,
+    RecipientTimeline,
+    StoryEntry,
+    Timeline,
+    build_timeline,
+    state_label,
+)
 from lienthong.certificates import read_certificate
 from lienthong.cli.common import bus, emit_json, emit_rows, out, output_format, table
 from lienthong.db import display_url
 from lienthong.errors import NotFoundError, ValidationError
+from lienthong.notices import StatusCode
 from lienthong.wiring import Bus
 
 app = typer.Typer(help="Review who sent what to whom and when.", no_args_is_help=True)
@@ -28,6 +36,16 @@ def _t(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if value else ""
 
 
+def _history(r: RecipientTimeline) -> str:
+    """The recipient's steps after its first delivery (shown in its own column): statuses, later deliveries."""
+    entries = r.history[1:] if r.history and r.history[0].state == DELIVERED else r.history
+    def step(e: StoryEntry) -> str:
+        what = "delivered again" if e.state == DELIVERED else e.label
+        why = f" ({e.reason})" if e.reason and e.state == StatusCode.RECALL_REQUESTED.value else ""
+        return f"{what}{why} {_t(e.at)[11:]}"
+    return ", ".join(step(e) for e in entries)
+
+
 def print_timeline(timeline: Timeline, names: dict[str, str]) -> None:
     out.print(f"Document {timeline.root_id}")
     out.print(f"  from {timeline.sender} {names.get(timeline.sender or '', '')}, message {timeline.message_id}")
@@ -35,12 +53,10 @@ def print_timeline(timeline: Timeline, names: dict[str, str]) -> None:
               f"to {len(timeline.recipients)} recipients")
     rows = []
     for r in timeline.recipients.values():
-        steps = ", ".join(f"{s.status.value} {s.status.label} {_t(s.at)[11:]}" for s in r.steps)
-        latest = r.latest
-        state = "no answer yet" if not r.answered else f"{latest.status.label}" if latest else ""
-        reason = next((s.reason for s in reversed(r.steps) if s.reason), "")
-        rows.append([r.recipient, names.get(r.recipient, ""), _t(r.delivered_at)[11:], steps, state, reason])
-    table(None, ["recipient", "name", "delivered", "statuses", "state", "reason"], rows)
+        reason = (r.history[-1].reason or "") if r.history else ""  # why the recipient is where it is now
+        rows.append([r.recipient, names.get(r.recipient, ""), _t(r.delivered_at)[11:], _history(r),
+                     state_label(r.state), reason])
+    table(None, ["recipient", "name", "delivered", "statuses", "state now", "reason"], rows)
     for event in timeline.rejections:
         out.print(f"  rejected {_t(event.at)}: {event.kind or 'message'} {event.message_id} from {event.sender}: "
                   f"{event.reason_code}: {event.reason}")
@@ -52,9 +68,12 @@ def print_timeline(timeline: Timeline, names: dict[str, str]) -> None:
 
 
 @app.command()
-def show(ctx: typer.Context, document_id: str = typer.Argument(..., help="Document id"),
+def show(ctx: typer.Context, document_id: str = typer.Argument(..., help="Document id (of the original document: "
+                                                                "its revokes, updates and replacements are in its "
+                                                                "story)"),
          as_json: bool = typer.Option(False, "--json")) -> None:
-    """Print the timeline of a document per recipient: received, accepted, rejected and why, silent."""
+    """Print the story of a document per recipient: delivered, each status and request (13, 15, 16) with its
+    reason, each recipient's current state, and every message of the story the router refused and why."""
     b = bus(ctx)
     store = b.audit_store()
     events = store.events(document_id)
@@ -65,6 +84,9 @@ def show(ctx: typer.Context, document_id: str = typer.Argument(..., help="Docume
     if as_json:
         emit_json({"document_id": document_id,
                    "events": [e.model_dump(mode="json", exclude={"envelope"}) for e in events],
+                   "states": {r.recipient: {"state": r.state, "label": state_label(r.state),
+                                            "since": r.state_at.isoformat() if r.state_at else None}
+                              for r in timeline.recipients.values()},
                    "waiting": timeline.waiting})
         return
     directory = b.directory_store()

@@ -40,6 +40,7 @@ def test_rejection_needs_a_reason() -> None:
     (None, S.ARRIVED), (S.ARRIVED, S.ACCEPTED), (S.ARRIVED, S.REJECTED), (None, S.ACCEPTED),
     (S.ACCEPTED, S.ASSIGNED), (S.ASSIGNED, S.IN_PROGRESS), (S.IN_PROGRESS, S.COMPLETED), (S.ACCEPTED, S.COMPLETED),
     (S.COMPLETED, S.RECALL_REQUESTED), (S.RECALL_REQUESTED, S.RECALL_AGREED), (S.RECALL_REQUESTED, S.RECALL_REFUSED),
+    (S.RECALL_REFUSED, S.ACCEPTED), (S.RECALL_REFUSED, S.IN_PROGRESS), (S.RECALL_REFUSED, S.COMPLETED),
 ])
 def test_sensible_transitions(previous: S | None, new: S) -> None:
     check_transition(previous, new)
@@ -48,6 +49,7 @@ def test_sensible_transitions(previous: S | None, new: S) -> None:
 @pytest.mark.parametrize("previous,new", [
     (S.REJECTED, S.ACCEPTED), (S.REJECTED, S.COMPLETED), (S.ARRIVED, S.COMPLETED), (None, S.COMPLETED),
     (S.ARRIVED, S.ARRIVED), (S.ACCEPTED, S.REJECTED), (S.ARRIVED, S.RECALL_AGREED), (S.COMPLETED, S.ACCEPTED),
+    (S.RECALL_AGREED, S.COMPLETED), (S.RECALL_AGREED, S.ACCEPTED), (S.RECALL_REFUSED, S.RECALL_AGREED),
 ])
 def test_senseless_transitions_are_refused(previous: S | None, new: S) -> None:
     with pytest.raises(ValidationError) as err:
