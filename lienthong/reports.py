@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,12 +25,18 @@ class PeriodType(StrEnum):
     YEAR = "YEAR"
 
 
+# Years from 1001: the first period of a year starts on 15 December of the year before, which must be a date too.
 _PERIOD = {
-    PeriodType.MONTH: re.compile(r"^(\d{4})-M(0[1-9]|1[0-2])$"),
-    PeriodType.QUARTER: re.compile(r"^(\d{4})-Q([1-4])$"),
-    PeriodType.HALF_YEAR: re.compile(r"^(\d{4})-H([12])$"),
-    PeriodType.YEAR: re.compile(r"^(\d{4})$"),
+    PeriodType.MONTH: re.compile(r"^([1-9]\d{3})-M(0[1-9]|1[0-2])$"),
+    PeriodType.QUARTER: re.compile(r"^([1-9]\d{3})-Q([1-4])$"),
+    PeriodType.HALF_YEAR: re.compile(r"^([1-9]\d{3})-H([12])$"),
+    PeriodType.YEAR: re.compile(r"^([1-9]\d{3})$"),
 }
+# Codes travel inside report ids ("<sender>,<regime>,<period>") and on the command line as CODE=VALUE.
+_CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# A decimal as every reader can parse it (Java's BigDecimal, .NET's decimal, JavaScript libraries): no exponent,
+# no spaces, no digit separators, no NaN or Infinity, which Python's Decimal would all accept.
+_DECIMAL = re.compile(r"^-?[0-9]{1,30}(\.[0-9]{1,15})?$")
 _EXAMPLE = {PeriodType.MONTH: "2026-M03", PeriodType.QUARTER: "2026-Q1", PeriodType.HALF_YEAR: "2026-H1",
             PeriodType.YEAR: "2026"}
 
@@ -54,7 +60,8 @@ class Period(BaseModel):
 
     @classmethod
     def parse(cls, label: str, period_type: PeriodType) -> Period:
-        match = _PERIOD[period_type].match(label.strip())
+        # Matched as written, not stripped: the label is part of the report id and the projections' keys.
+        match = _PERIOD[period_type].match(label)
         if match is None:
             raise ValidationError(f"period {label!r} is not a {period_type.value.lower().replace('_', '-')} period; "
                                   f"write it like {_EXAMPLE[period_type]}", reason=Reason.PERIOD_NOT_OPEN)
@@ -70,7 +77,7 @@ class Period(BaseModel):
             first_month = last_month - 5
         else:
             first_month, last_month = 1, 12
-        return cls(type=period_type, label=label.strip(), start=_day_15_before(year, first_month),
+        return cls(type=period_type, label=label, start=_day_15_before(year, first_month),
                    end=dt.date(year, last_month, 14))
 
     @classmethod
@@ -90,13 +97,21 @@ class Period(BaseModel):
         return cls.parse(label, period_type)
 
     def previous(self) -> Period:
+        """The period just before this one, of the same type."""
         return Period.containing(self.start - dt.timedelta(days=1), self.type)
 
 
+def vietnam_day(at: dt.datetime) -> dt.date:
+    """The calendar day in Hanoi at `at`; a naive time is taken as UTC, as everything stored is."""
+    return (at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)).astimezone(VIETNAM).date()
+
+
 class Indicator(BaseModel):
+    """One figure a regime asks for: its code, its name and the unit its values are in."""
+
     model_config = ConfigDict(frozen=True)
 
-    code: str = Field(min_length=1, max_length=64)
+    code: str = Field(pattern=_CODE)
     name: str = Field(min_length=1)
     unit: str
 
@@ -106,7 +121,7 @@ class Regime(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    code: str = Field(pattern=_CODE)
     name: str = Field(min_length=1)
     period_type: PeriodType
     reporting: tuple[str, ...] = Field(min_length=1, description="Agency codes or group:<name> addresses")
@@ -125,6 +140,8 @@ class Regime(BaseModel):
         codes = [i.code for i in self.indicators]
         if len(set(codes)) != len(codes):
             raise ValueError(f"regime {self.code}: indicator codes must be distinct")
+        if self.receiving in self.reporting:
+            raise ValueError(f"regime {self.code}: the receiving agency {self.receiving} cannot report to itself")
         if self.accept_days < self.due_days:
             raise ValueError(f"regime {self.code}: accept_days ({self.accept_days}) must be at least due_days "
                              f"({self.due_days})")
@@ -143,30 +160,41 @@ class Regime(BaseModel):
 
     def check_open(self, period: Period, at: dt.datetime) -> None:
         """Raise unless a report for `period` may be received at `at`: from its closing day to `accept_days` after."""
-        day = at.astimezone(VIETNAM).date()
+        day = vietnam_day(at)
         if day < period.end:
-            raise ValidationError(f"period {period.label} of regime {self.code} closes its data on {period.end}; "
-                                  "its report cannot be sent before", reason=Reason.PERIOD_NOT_OPEN)
+            raise ValidationError(f"period {period.label} of regime {self.code} has not closed yet: its data close "
+                                  f"on {period.end}, and its reports are accepted from that day until "
+                                  f"{self.closes(period)}", reason=Reason.PERIOD_NOT_OPEN)
         if day > self.closes(period):
             raise ValidationError(f"period {period.label} of regime {self.code} was closed to reports on "
                                   f"{self.closes(period)} ({self.accept_days} days after its closing day)",
                                   reason=Reason.PERIOD_NOT_OPEN)
 
     def is_late(self, period: Period, at: dt.datetime) -> bool:
-        return at.astimezone(VIETNAM).date() > self.due(period)
+        """True if a report arriving at `at` comes after the due day (Vietnam time)."""
+        return self.days_late(period, at) > 0
+
+    def days_late(self, period: Period, at: dt.datetime) -> int:
+        """Days after the due day a report arriving at `at` is; 0 if on time."""
+        return max(0, (vietnam_day(at) - self.due(period)).days)
 
 
 def check_decimal(value: str) -> str:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"indicator value {value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise ValueError(f"indicator value {value!r} is not a finite number")
+    """The value if it is a plain decimal number such as 1234.5 or -0.25, else raise."""
+    if not _DECIMAL.match(value):
+        raise ValueError(f"indicator value {value!r} is not a plain decimal number (digits, an optional '-' "
+                         "and an optional '.' with decimals, e.g. 1234.5)")
     return value
 
 
+def decimal_of(value: str) -> Decimal:
+    """The exact number of a checked indicator value."""
+    return Decimal(check_decimal(value))
+
+
 class IndicatorValue(BaseModel):
+    """The value a report gives for one indicator, exact, as text in the indicator's unit."""
+
     model_config = ConfigDict(frozen=True)
 
     indicator: str = Field(min_length=1)
@@ -180,6 +208,7 @@ class IndicatorValue(BaseModel):
 
 
 def make_report_id(sender: str, regime: str, period: str) -> str:
+    """The id (and root id) of an agency's report for a regime's period; sending it again is a correction."""
     return f"{check_agency_code(sender)},{regime},{period}"
 
 
@@ -189,7 +218,7 @@ class Report(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     report_id: str
-    regime: str = Field(min_length=1)
+    regime: str = Field(pattern=_CODE)
     period: str = Field(min_length=1)
     values: tuple[IndicatorValue, ...] = Field(min_length=1)
     note: str = ""

@@ -1,4 +1,5 @@
-"""The operator's directory in SQL: agencies, groups and certificates, the source of the directory topic."""
+"""The operator's directory in SQL: agencies, groups, certificates and reporting regimes, the source of the
+directory topic."""
 
 from __future__ import annotations
 
@@ -19,11 +20,19 @@ from sqlalchemy import (
     update,
 )
 
-from lienthong.agencies import Agency, AgencyKind, check_agency_code
+from lienthong.agencies import GROUP_PREFIX, KIND_GROUPS, Agency, AgencyKind, check_agency_code, is_group_address
 from lienthong.certificates import agency_of, fingerprint
 from lienthong.db import make_engine
-from lienthong.directory.entries import AgencyEntry, CertificateEntry, DirectoryEntry, GroupEntry, usage_of
+from lienthong.directory.entries import (
+    AgencyEntry,
+    CertificateEntry,
+    DirectoryEntry,
+    GroupEntry,
+    RegimeEntry,
+    usage_of,
+)
 from lienthong.errors import NotFoundError, ValidationError
+from lienthong.reports import Regime
 
 metadata = MetaData()
 
@@ -51,6 +60,13 @@ certificates = Table(
     Column("not_before", DateTime(timezone=True), nullable=False),
     Column("not_after", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+)
+# A regime is kept whole, as the JSON of the model: it is read and published as one value, never queried by part.
+regimes = Table(
+    "regimes", metadata,
+    Column("code", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -122,8 +138,34 @@ class DirectoryStore:
                 conn.execute(insert(group_members), [{"group_name": name, "agency": m} for m in members])
         return GroupEntry(name=name, members=tuple(members))
 
+    def set_regime(self, regime: Regime) -> bool:
+        """Insert or replace a reporting regime; True if it is new. Its agencies and groups must exist."""
+        self.agency(regime.receiving)
+        for address in regime.reporting:
+            if is_group_address(address):
+                name = address[len(GROUP_PREFIX):]
+                with self.engine.connect() as conn:
+                    known = conn.execute(select(groups.c.name).where(groups.c.name == name)).first() is not None
+                if not known and name not in KIND_GROUPS:
+                    raise NotFoundError(f"regime {regime.code}: group {address} is not in the directory")
+            else:
+                self.agency(address)
+        body = regime.model_dump_json()
+        now = dt.datetime.now(dt.UTC)
+        with self.engine.begin() as conn:
+            if conn.execute(select(regimes.c.code).where(regimes.c.code == regime.code)).first() is None:
+                conn.execute(insert(regimes).values(code=regime.code, body=body, updated_at=now))
+                return True
+            conn.execute(update(regimes).where(regimes.c.code == regime.code).values(body=body, updated_at=now))
+            return False
+
+    def regimes(self) -> list[Regime]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(regimes.c.body).order_by(regimes.c.code)).all()
+        return [Regime.model_validate_json(r.body) for r in rows]
+
     def entries(self) -> list[DirectoryEntry]:
-        """Everything the directory topic should hold, agencies first."""
+        """Everything the directory topic should hold, agencies first, regimes last (they name the others)."""
         out: list[DirectoryEntry] = [AgencyEntry(code=a.code, name=a.name, kind=a.kind) for a in self.agencies()]
         with self.engine.connect() as conn:
             for row in conn.execute(select(certificates).order_by(certificates.c.agency)).all():
@@ -137,6 +179,7 @@ class DirectoryStore:
                 members.setdefault(row.group_name, []).append(row.agency)
             for row in conn.execute(select(groups).order_by(groups.c.name)).all():
                 out.append(GroupEntry(name=row.name, members=tuple(members.get(row.name, []))))
+        out.extend(RegimeEntry(regime=r) for r in self.regimes())
         return out
 
     def close(self) -> None:
