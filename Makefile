@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install jars demo test unit integration chaos lint clean bench bench-audit
+.PHONY: install jars demo test unit integration chaos lint clean bench bench-audit bench-dossiers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lienthong needs Python 3.11 or newer")'
@@ -44,6 +44,10 @@ bench: jars
 ## The audit store: projector rows/s into SQLite and PostgreSQL, and `audit verify` rows/s.
 bench-audit: jars
 	$(BIN)/python -m bench.audit
+
+## Dossier status events through the router: events/s for batches of 1, 100 and 500, and bench/results/dossiers.json.
+bench-dossiers: jars
+	$(BIN)/python -m bench.dossiers $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
