@@ -11,9 +11,9 @@ from cryptography import x509
 
 from lienthong.certificates import PublicKey, agency_of, check_issuer, check_validity
 from lienthong.codec import SingleObjectCodec
-from lienthong.errors import DecodingError, Reason, SignatureError
-from lienthong.messages import Message
-from lienthong.records import ENVELOPE, SIGNED_CONTENT, message_model, message_record
+from lienthong.errors import DecodingError, LienthongError, Reason, SignatureError
+from lienthong.messages import Message, MessageHeader
+from lienthong.records import ENVELOPE, SIGNED_CONTENT, header_model, message_model, message_record
 from lienthong.signing import SignatureAlgorithm, Signer, verify
 
 
@@ -106,6 +106,14 @@ class EnvelopeCodec:
 
     def decode_content(self, envelope: Envelope) -> Message:
         return message_model(self.codec.decode(envelope.content, SIGNED_CONTENT))
+
+    def decode_header(self, envelope: Envelope) -> MessageHeader | None:
+        """Only the header of content whose payload breaks a rule (for the audit of its rejection); None if even
+        the header cannot be read."""
+        try:
+            return header_model(self.codec.decode(envelope.content, SIGNED_CONTENT)["header"])
+        except (LienthongError, KeyError, ValueError, TypeError):
+            return None
 
     def open(self, data: bytes, certificates: CertificateSource, at: dt.datetime) -> tuple[Envelope, Message]:
         """Read, verify, then decode; the sender named inside must be the certificate's agency."""

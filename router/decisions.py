@@ -15,7 +15,7 @@ from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocu
 from lienthong.dossiers import DossierStatusBatch
 from lienthong.envelope import Envelope, EnvelopeCodec, ensure_bytes
 from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
-from lienthong.messages import PAYLOADS_OF_KIND, Message, MessageKind, own_root_id
+from lienthong.messages import PAYLOADS_OF_KIND, Message, MessageHeader, MessageKind, own_root_id
 from lienthong.notices import StatusCode, StatusNotice
 from lienthong.reports import Report
 from lienthong.transport.client import key_partition
@@ -35,6 +35,13 @@ class Rejected:
     detail: str
     message: Message | None = None
     to_dlq: bool = True  # a duplicate is recorded in the audit but is no error to look at
+    # The signed header alone, when the signature held but the payload broke a rule: the audit can still say who
+    # sent what (message id, root id, sender), so a sender finds its own refusals.
+    signed_header: MessageHeader | None = None
+
+    @property
+    def header(self) -> MessageHeader | None:
+        return self.message.header if self.message is not None else self.signed_header
 
 
 Decision = Accepted | Rejected
@@ -149,9 +156,11 @@ def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCod
     it could not tell a replay from a first delivery.
     """
     message: Message | None = None
+    signer_agency: str | None = None
     try:
         envelope = envelopes.read(ensure_bytes(value))
         signer = envelopes.verify(envelope, directory, now)
+        signer_agency = signer.agency
         message = envelopes.decode_content(envelope)
         if agency_of(signer.certificate) != signer.agency:
             raise SignatureError("certificate subject and directory disagree on the agency",
@@ -174,7 +183,12 @@ def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCod
                 message = None
         return Rejected(exc.reason, exc.message, message)
     except LienthongError as exc:
-        return Rejected(exc.reason, exc.message, message)
+        header = None
+        if message is None and signer_agency is not None:
+            header = envelopes.decode_header(envelope)
+            if header is not None and header.sender != signer_agency:
+                header = None  # its sender is not whose signature held: nothing in it can be attributed
+        return Rejected(exc.reason, exc.message, message, signed_header=header)
 
 
 def as_duplicate(decision: Accepted) -> Rejected:
@@ -200,7 +214,7 @@ def audit_events(decision: Decision, position: Position, now: dt.datetime,
 
     def event(kind: AuditEventType, at: dt.datetime, recipient: str | None = None,
               **extra: str | bytes | None) -> AuditEvent:
-        header = decision.message.header if decision.message else None
+        header = decision.header if isinstance(decision, Rejected) else decision.message.header
         # Built from values the router already holds in their checked types: no validation pass per event.
         fields: dict[str, Any] = {"status": None, "reason_code": None, "reason": None, "envelope": None, **extra}
         return AuditEvent.model_construct(
@@ -212,7 +226,7 @@ def audit_events(decision: Decision, position: Position, now: dt.datetime,
             content_sha256=digest, **fields)
 
     events = []
-    if decision.message is not None:
+    if decision.message is not None or (isinstance(decision, Rejected) and decision.header is not None):
         evidence = raw if isinstance(decision, Accepted) else None
         events.append(event(AuditEventType.SUBMITTED, position.timestamp, envelope=evidence))
     if isinstance(decision, Rejected):
