@@ -40,7 +40,7 @@ from lienthong.documents import BusinessType, OfficialDocument
 from lienthong.envelope import Envelope
 from lienthong.errors import NotFoundError
 from lienthong.messages import Message
-from lienthong.notices import StatusCode, StatusNotice
+from lienthong.notices import StatusCode, StatusNotice, replay
 
 metadata = MetaData()
 documents = Table(
@@ -305,10 +305,11 @@ class InboxStore:
         A story received before the store kept its log falls back to the last status sent about its latest
         delivery."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(story_log.c.state).where(story_log.c.root_id == root_id)
-                               .order_by(story_log.c.id.desc()).limit(1)).first()
-            if row is not None:
-                return _state(row.state)
+            log = conn.execute(select(story_log.c.state).where(story_log.c.root_id == root_id)
+                               .order_by(story_log.c.id)).all()
+            if log:
+                # Replayed, not the last entry: a 16 returns to the state its 13 interrupted.
+                return replay(_state(row.state) for row in log)
             latest = conn.execute(select(documents.c.message_id).where(documents.c.root_id == root_id)
                                   .order_by(documents.c.received_at.desc(), _ROWID.desc()).limit(1)).first()
             return self._last_status(conn, latest.message_id) if latest else None

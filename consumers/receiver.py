@@ -66,8 +66,9 @@ class Receiver:
         self.metrics = metrics or ReceiverMetrics()
         self.clock = clock
         self.recipient_key = recipient_key  # opens confidential documents; None: they are quarantined
-        # Projectors: called with every verified message after it is stored, before the offset is committed, so a
-        # crash calls them again with the same message; they must be idempotent.
+        # Projectors: called with every verified message other than a document (notices, reports, ballots, answers,
+        # dossier batches) after it is stored, before the offset is committed, so a crash calls them again with the
+        # same message; they must be idempotent.
         self.handlers = list(handlers)
 
     @classmethod

@@ -112,7 +112,7 @@ class EnvelopeCodec:
         the header cannot be read."""
         try:
             return header_model(self.codec.decode(envelope.content, SIGNED_CONTENT)["header"])
-        except (LienthongError, KeyError, ValueError, TypeError):
+        except (LienthongError, KeyError, ValueError, TypeError, OverflowError, OSError):
             return None
 
     def open(self, data: bytes, certificates: CertificateSource, at: dt.datetime) -> tuple[Envelope, Message]:

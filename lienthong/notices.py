@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -61,8 +62,8 @@ def check_transition(previous: StatusCode | None, new: StatusCode) -> None:
     """Raise if `new` cannot follow `previous` for one recipient of one document.
 
     Nothing follows 02 but a new delivery; 06 comes only after 03; 04 and 05 only after 03;
-    15 and 16 answer a 13. A refused recall (16) leaves the document in force, so its handling goes on: 03 to 06
-    may follow it.
+    15 and 16 answer a 13. `previous` is the state as `after` computes it: after a 16 it is the state the 13
+    interrupted, so that handling goes on where it was.
     """
     def refuse(why: str) -> ValidationError:
         before = f"{previous.value} {previous.label}" if previous else "nothing"
@@ -75,15 +76,44 @@ def check_transition(previous: StatusCode | None, new: StatusCode) -> None:
         raise refuse("the document is already completed")
     if new == StatusCode.ARRIVED and previous is not None:
         raise refuse("01 is sent once, on arrival")
-    if new in (StatusCode.ASSIGNED, StatusCode.IN_PROGRESS, StatusCode.COMPLETED) and previous not in (
-            *_HANDLING, StatusCode.RECALL_REFUSED):
+    if new in (StatusCode.ASSIGNED, StatusCode.IN_PROGRESS, StatusCode.COMPLETED) and previous not in _HANDLING:
         raise refuse("the document must be accepted (03) first")
-    if new == StatusCode.ACCEPTED and previous not in (None, StatusCode.ARRIVED, StatusCode.RECALL_REFUSED):
+    if new == StatusCode.ACCEPTED and previous not in (None, StatusCode.ARRIVED):
         raise refuse("03 follows arrival only")
     if new == StatusCode.REJECTED and previous not in (None, StatusCode.ARRIVED):
         raise refuse("02 follows arrival only")
     if new in (StatusCode.RECALL_AGREED, StatusCode.RECALL_REFUSED) and previous != StatusCode.RECALL_REQUESTED:
         raise refuse("15 and 16 answer a recall or update request (13)")
+
+
+def after(state: StatusCode | None, before: StatusCode | None,
+          new: StatusCode) -> tuple[StatusCode | None, StatusCode | None]:
+    """(state, state before an open 13) once `new` is taken, without checking it (see `advance`).
+
+    A 13 remembers the state it interrupts; a 16 (recall or update refused) returns to it: the document stays in
+    force and its handling goes on where it was, so 06 still needs a 03 before it. A 15 ends the story for the
+    recipient until the sender delivers again."""
+    if new == StatusCode.RECALL_REQUESTED:
+        return new, before if state == StatusCode.RECALL_REQUESTED else state
+    if new == StatusCode.RECALL_REFUSED:
+        return before, None
+    return new, None
+
+
+def advance(state: StatusCode | None, before: StatusCode | None,
+            new: StatusCode) -> tuple[StatusCode | None, StatusCode | None]:
+    """`after`, once `check_transition` allows `new` to follow `state`."""
+    check_transition(state, new)
+    return after(state, before, new)
+
+
+def replay(entries: Iterable[StatusCode | None]) -> StatusCode | None:
+    """The state after a story's changes in order: None is a (new) delivery, which starts over."""
+    state: StatusCode | None = None
+    before: StatusCode | None = None
+    for entry in entries:
+        state, before = (None, None) if entry is None else after(state, before, entry)
+    return state
 
 
 class StatusNotice(BaseModel):

@@ -106,7 +106,7 @@ def document_model(rec: dict[str, Any]) -> OfficialDocument:
         return _document_model(rec)
     except PydanticValidationError as exc:
         raise _content_error(exc) from exc
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, OverflowError, OSError) as exc:
         raise DecodingError(f"document content cannot be read: {exc!r}", reason=Reason.INVALID_CONTENT) from exc
 
 
@@ -248,7 +248,7 @@ def message_model(rec: dict[str, Any]) -> Message:
         return Message.model_construct(header=header, payload=_payload_model(payload))
     except PydanticValidationError as exc:
         raise _content_error(exc) from exc
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, OverflowError, OSError) as exc:
         raise DecodingError(f"message content cannot be read: {exc!r}", reason=Reason.INVALID_CONTENT) from exc
 
 
@@ -293,7 +293,7 @@ def directory_entry_model(rec: dict[str, Any]) -> DirectoryEntry:
         if "members" in body:
             return GroupEntry(name=body["name"], members=tuple(body["members"]))
         return AgencyEntry(code=body["code"], name=body["name"], kind=AgencyKind(body["kind"]))
-    except (PydanticValidationError, ValueError, KeyError) as exc:
+    except (PydanticValidationError, ValueError, KeyError, OverflowError, OSError) as exc:
         raise DecodingError(f"directory entry cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc
 
 
@@ -316,5 +316,5 @@ def audit_event_model(rec: dict[str, Any]) -> AuditEvent:
         if missing:
             raise KeyError(f"missing fields {sorted(missing)}")
         return AuditEvent.model_construct(**fields)
-    except (PydanticValidationError, ValueError, KeyError) as exc:
+    except (PydanticValidationError, ValueError, KeyError, OverflowError, OSError) as exc:
         raise DecodingError(f"audit event cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc

@@ -26,11 +26,14 @@ class PeriodType(StrEnum):
 
 
 # Years from 1001: the first period of a year starts on 15 December of the year before, which must be a date too.
+# Years 1900-2999: wide enough for any report, and far enough from 9999 that a closing day plus accept_days
+# (up to ten years) is still a date (a signed report for 9999-M12 once made the router's date arithmetic overflow).
+_YEAR = r"(19\d\d|2\d\d\d)"
 _PERIOD = {
-    PeriodType.MONTH: re.compile(r"^([1-9]\d{3})-M(0[1-9]|1[0-2])$"),
-    PeriodType.QUARTER: re.compile(r"^([1-9]\d{3})-Q([1-4])$"),
-    PeriodType.HALF_YEAR: re.compile(r"^([1-9]\d{3})-H([12])$"),
-    PeriodType.YEAR: re.compile(r"^([1-9]\d{3})$"),
+    PeriodType.MONTH: re.compile(rf"^{_YEAR}-M(0[1-9]|1[0-2])$"),
+    PeriodType.QUARTER: re.compile(rf"^{_YEAR}-Q([1-4])$"),
+    PeriodType.HALF_YEAR: re.compile(rf"^{_YEAR}-H([12])$"),
+    PeriodType.YEAR: re.compile(rf"^{_YEAR}$"),
 }
 # Codes travel inside report ids ("<sender>,<regime>,<period>") and on the command line as CODE=VALUE.
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

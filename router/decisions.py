@@ -47,6 +47,15 @@ class Rejected:
 Decision = Accepted | Rejected
 
 
+# Kinds that go to exactly one agency, and to whom.
+_ONE_RECIPIENT = {
+    MessageKind.STATUS_NOTICE: "a status notice goes to exactly one agency: the sender of the document",
+    MessageKind.BALLOT_ANSWER: "a ballot answer goes to exactly one agency: the sender of the ballot",
+    MessageKind.REPORT: "a report goes to exactly one agency: its regime's receiving agency",
+    MessageKind.DOSSIER_STATUS: "a dossier status batch goes to exactly one agency: the national portal",
+}
+
+
 def authorize(message: Message, directory: DirectoryView, arrived: dt.datetime | None = None,
               clock_skew: dt.timedelta = dt.timedelta(minutes=5)) -> tuple[str, ...]:
     """The agencies a verified message goes to; raises if the sender, the recipients or the payload's own rules
@@ -56,11 +65,8 @@ def authorize(message: Message, directory: DirectoryView, arrived: dt.datetime |
     if not isinstance(payload, PAYLOADS_OF_KIND[header.kind]):
         raise AuthorizationError(f"header says {header.kind.value} but the payload is not one",
                                  reason=Reason.WRONG_KIND)
-    if header.kind in (MessageKind.STATUS_NOTICE, MessageKind.BALLOT_ANSWER, MessageKind.REPORT) and (
-            len(header.recipients) != 1 or is_group_address(header.recipients[0])):
-        what = {MessageKind.STATUS_NOTICE: "a status notice goes to exactly one agency: the sender of the document",
-                MessageKind.BALLOT_ANSWER: "a ballot answer goes to exactly one agency: the sender of the ballot",
-                MessageKind.REPORT: "a report goes to exactly one agency: its regime's receiving agency"}
+    if header.kind in _ONE_RECIPIENT and (len(header.recipients) != 1 or is_group_address(header.recipients[0])):
+        what = _ONE_RECIPIENT
         raise RoutingError(what[header.kind], reason=Reason.UNKNOWN_RECIPIENT)
     recipients = directory.expand(header.recipients, sender=header.sender)
     if isinstance(payload, Report):

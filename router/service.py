@@ -206,6 +206,14 @@ class Router:
             story = advance(stories.get(partition, header.root_id), decision.message, decision.recipients, arrived)
         except LienthongError as exc:
             return Rejected(exc.reason, exc.message, decision.message), None
+        except Exception as exc:  # a bug must cost this message, not stop the router on it again and again
+            log.exception("unexpected error applying the story rules", extra={"root_id": header.root_id})
+            return Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}", decision.message), None
+        if story.record_size_estimate() > self.bus.settings.max_message_bytes:
+            # Its stories record could never be written: every transaction of this partition would fail.
+            return Rejected(Reason.MESSAGE_TOO_LARGE, f"story {header.root_id} would have {len(story.parties):,} "
+                            "parties, more than the router can keep in one record; address fewer recipients per "
+                            "document", decision.message), None
         stories.put(partition, story)
         return decision, story
 

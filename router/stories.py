@@ -17,7 +17,8 @@ from lienthong.ballots import Ballot, BallotAnswer
 from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
 from lienthong.errors import Reason, RoutingError
 from lienthong.messages import Message
-from lienthong.notices import StatusCode, StatusNotice, check_transition
+from lienthong.notices import StatusCode, StatusNotice
+from lienthong.notices import advance as advance_status
 from lienthong.records import from_millis, to_millis
 
 DOCUMENT = "DOCUMENT"
@@ -26,11 +27,12 @@ BALLOT = "BALLOT"
 
 @dataclass(frozen=True)
 class Party:
-    """A recipient of a document (state '' delivered, or its last two-digit status) or a ballot member (state ''
-    or the option answered)."""
+    """A recipient of a document (state '' delivered, or its two-digit status now; `before`: the state an open 13
+    interrupted) or a ballot member (state '' or the option answered)."""
 
     state: str
     at: int
+    before: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,12 @@ class Story:
     options: tuple[str, ...] = ()
     parties: dict[str, Party] = field(default_factory=dict)
 
-    @property
-    def last_activity(self) -> int:
-        return max([self.opened_at, *(p.at for p in self.parties.values())])
+    def record_size_estimate(self) -> int:
+        """An upper bound of its encoded RouterStory record's size, in bytes (Avro: each long at most 10 bytes,
+        each string its UTF-8 length plus a length of at most 10)."""
+        head = len(self.root_id.encode()) + len(self.sender.encode()) + len(self.kind) + 64
+        head += sum(len(o.encode()) + 10 for o in self.options)
+        return head + sum(len(a) + len(p.state.encode()) + len(p.before) + 40 for a, p in self.parties.items())
 
     def with_parties(self, changes: dict[str, Party]) -> Story:
         return replace(self, parties={**self.parties, **changes})
@@ -54,13 +59,14 @@ class Story:
 def story_record(story: Story) -> dict[str, Any]:
     return {"root_id": story.root_id, "kind": story.kind, "sender": story.sender, "opened_at": story.opened_at,
             "deadline": story.deadline, "options": list(story.options),
-            "parties": [{"agency": a, "state": p.state, "at": p.at} for a, p in story.parties.items()]}
+            "parties": [{"agency": a, "state": p.state, "at": p.at, "before": p.before}
+                        for a, p in story.parties.items()]}
 
 
 def story_model(rec: dict[str, Any]) -> Story:
     return Story(root_id=rec["root_id"], kind=rec["kind"], sender=rec["sender"], opened_at=rec["opened_at"],
                  deadline=rec["deadline"], options=tuple(rec["options"]),
-                 parties={p["agency"]: Party(p["state"], p["at"]) for p in rec["parties"]})
+                 parties={p["agency"]: Party(p["state"], p["at"], p["before"]) for p in rec["parties"]})
 
 
 class StoryBook:
@@ -110,9 +116,15 @@ def has_story(message: Message) -> bool:
     return isinstance(message.payload, (OfficialDocument, ConfidentialDocument, StatusNotice, Ballot, BallotAnswer))
 
 
-def _transition(story: Story, agency: str, new: StatusCode) -> None:
-    state = story.parties[agency].state
-    check_transition(StatusCode(state) if state else None, new)
+def _code(state: str) -> StatusCode | None:
+    return StatusCode(state) if state else None
+
+
+def _transition(story: Story, agency: str, new: StatusCode, at: int) -> Party:
+    """The recipient's party after status `new`, which must follow its state (see lienthong.notices.advance)."""
+    party = story.parties[agency]
+    state, before = advance_status(_code(party.state), _code(party.before), new)
+    return Party(state.value if state else "", at, before.value if before else "")
 
 
 def advance(story: Story | None, message: Message, recipients: tuple[str, ...], arrived: dt.datetime) -> Story:
@@ -122,15 +134,21 @@ def advance(story: Story | None, message: Message, recipients: tuple[str, ...], 
     if isinstance(payload, (OfficialDocument, ConfidentialDocument)):
         if not is_lifecycle_request(message):
             # A new document, or a new delivery of it (which starts each recipient's handling over, even after 02).
+            if story is not None and story.kind != DOCUMENT:
+                raise RoutingError(f"{header.root_id} is the id of a {story.kind.lower()} already; a document needs "
+                                   "an id of its own", reason=Reason.KEY_MISMATCH)
             base = story or Story(header.root_id, DOCUMENT, header.sender, at)
             return base.with_parties({r: Party("", at) for r in recipients})
         return _lifecycle(story, message, recipients, at)
     if isinstance(payload, StatusNotice):
         return _notice(story, message, payload, at)
     if isinstance(payload, Ballot):
-        if story is not None:
+        if story is not None and story.kind == BALLOT:
             raise RoutingError(f"ballot {payload.ballot_id} was sent before; a ballot cannot be changed once sent",
                                reason=Reason.INVALID_TRANSITION)
+        if story is not None:
+            raise RoutingError(f"{payload.ballot_id} is the id of a {story.kind.lower()} already; a ballot needs an "
+                               "id of its own", reason=Reason.KEY_MISMATCH)
         if to_millis(payload.deadline) <= at:
             raise RoutingError(f"ballot {payload.ballot_id}: its deadline {payload.deadline:%Y-%m-%d %H:%M} UTC has "
                                "already passed", reason=Reason.PAST_DEADLINE)
@@ -148,8 +166,9 @@ def _lifecycle(story: Story | None, message: Message, recipients: tuple[str, ...
                            "router remembers); there is nothing to revoke, update or replace",
                            reason=Reason.UNKNOWN_DOCUMENT)
     if story.sender != header.sender:
+        # check_identity already binds the root id to the sender; kept so that this rule holds on its own.
         raise RoutingError(f"document {header.root_id} was sent by {story.sender}; only its sender may revoke, "
-                           "update or replace it", reason=Reason.UNKNOWN_DOCUMENT)
+                           "update or replace it", reason=Reason.SENDER_MISMATCH)
     strangers = [r for r in recipients if r not in story.parties]
     if strangers:
         raise RoutingError(f"{', '.join(strangers)} never received document {header.root_id}",
@@ -164,9 +183,7 @@ def _lifecycle(story: Story | None, message: Message, recipients: tuple[str, ...
         return story.with_parties({r: Party("", at) for r in recipients})
     # Revoke and update (and a confidential request, whose type only its recipients can read) ask each recipient
     # to agree (15) or refuse (16): the request is status 13 for each.
-    for r in recipients:
-        _transition(story, r, StatusCode.RECALL_REQUESTED)
-    return story.with_parties({r: Party(StatusCode.RECALL_REQUESTED.value, at) for r in recipients})
+    return story.with_parties({r: _transition(story, r, StatusCode.RECALL_REQUESTED, at) for r in recipients})
 
 
 def _notice(story: Story | None, message: Message, notice: StatusNotice, at: int) -> Story:
@@ -182,16 +199,14 @@ def _notice(story: Story | None, message: Message, notice: StatusNotice, at: int
                                "update it (13)", reason=Reason.NOT_A_PARTY)
         if to not in story.parties:
             raise RoutingError(f"{to} never received document {notice.document_id}", reason=Reason.NOT_A_PARTY)
-        _transition(story, to, notice.status)
-        return story.with_parties({to: Party(notice.status.value, at)})
+        return story.with_parties({to: _transition(story, to, notice.status, at)})
     if header.sender not in story.parties:
         raise RoutingError(f"{header.sender} never received document {notice.document_id}, so it cannot report its "
                            "status", reason=Reason.NOT_A_PARTY)
     if to != story.sender:
         raise RoutingError(f"a status notice about document {notice.document_id} goes to its sender {story.sender}, "
                            f"not to {to}", reason=Reason.NOT_A_PARTY)
-    _transition(story, header.sender, notice.status)
-    return story.with_parties({header.sender: Party(notice.status.value, at)})
+    return story.with_parties({header.sender: _transition(story, header.sender, notice.status, at)})
 
 
 def _answer(story: Story | None, message: Message, answer: BallotAnswer, at: int) -> Story:

@@ -5,7 +5,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from lienthong.documents import Attachment, Code, OfficialDocument, make_document_id
 from lienthong.errors import Reason, ValidationError
-from lienthong.notices import StatusCode, StatusNotice, check_transition
+from lienthong.notices import StatusCode, StatusNotice, advance, check_transition, replay
 from tests.support import document
 
 S = StatusCode
@@ -40,7 +40,6 @@ def test_rejection_needs_a_reason() -> None:
     (None, S.ARRIVED), (S.ARRIVED, S.ACCEPTED), (S.ARRIVED, S.REJECTED), (None, S.ACCEPTED),
     (S.ACCEPTED, S.ASSIGNED), (S.ASSIGNED, S.IN_PROGRESS), (S.IN_PROGRESS, S.COMPLETED), (S.ACCEPTED, S.COMPLETED),
     (S.COMPLETED, S.RECALL_REQUESTED), (S.RECALL_REQUESTED, S.RECALL_AGREED), (S.RECALL_REQUESTED, S.RECALL_REFUSED),
-    (S.RECALL_REFUSED, S.ACCEPTED), (S.RECALL_REFUSED, S.IN_PROGRESS), (S.RECALL_REFUSED, S.COMPLETED),
 ])
 def test_sensible_transitions(previous: S | None, new: S) -> None:
     check_transition(previous, new)
@@ -50,6 +49,7 @@ def test_sensible_transitions(previous: S | None, new: S) -> None:
     (S.REJECTED, S.ACCEPTED), (S.REJECTED, S.COMPLETED), (S.ARRIVED, S.COMPLETED), (None, S.COMPLETED),
     (S.ARRIVED, S.ARRIVED), (S.ACCEPTED, S.REJECTED), (S.ARRIVED, S.RECALL_AGREED), (S.COMPLETED, S.ACCEPTED),
     (S.RECALL_AGREED, S.COMPLETED), (S.RECALL_AGREED, S.ACCEPTED), (S.RECALL_REFUSED, S.RECALL_AGREED),
+    (S.RECALL_REFUSED, S.COMPLETED),
 ])
 def test_senseless_transitions_are_refused(previous: S | None, new: S) -> None:
     with pytest.raises(ValidationError) as err:
@@ -64,3 +64,23 @@ def test_status_codes_parse_from_what_people_type() -> None:
     assert StatusCode.parse("rejected") is S.REJECTED
     with pytest.raises(ValidationError, match="unknown status"):
         StatusCode.parse("07")
+
+
+@pytest.mark.parametrize("history,now", [
+    ([None, S.ARRIVED, S.RECALL_REQUESTED, S.RECALL_REFUSED], S.ARRIVED),
+    ([None, S.ACCEPTED, S.IN_PROGRESS, S.RECALL_REQUESTED, S.RECALL_REQUESTED, S.RECALL_REFUSED], S.IN_PROGRESS),
+    ([None, S.RECALL_REQUESTED, S.RECALL_REFUSED], None),
+    ([None, S.ACCEPTED, S.RECALL_REQUESTED, S.RECALL_AGREED], S.RECALL_AGREED),
+    ([None, S.ACCEPTED, S.RECALL_REQUESTED, None], None),
+])
+def test_a_refused_recall_returns_to_the_state_it_interrupted(history: list[S | None], now: S | None) -> None:
+    assert replay(history) is now
+
+
+def test_after_a_refused_recall_handling_goes_on_where_it_was() -> None:
+    state, before = advance(S.ARRIVED, None, S.RECALL_REQUESTED)
+    state, before = advance(state, before, S.RECALL_REFUSED)
+    with pytest.raises(ValidationError, match="must be accepted"):
+        advance(state, before, S.COMPLETED)  # 01 → 13 → 16 → 06: still no 03
+    state, before = advance(state, before, S.ACCEPTED)
+    assert advance(state, before, S.COMPLETED) == (S.COMPLETED, None)

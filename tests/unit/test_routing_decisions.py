@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 
 from lienthong.audit.events import AuditEventType
+from lienthong.directory.view import DirectoryView
 from lienthong.envelope import Envelope
 from lienthong.errors import Reason, RoutingError
 from lienthong.notices import StatusCode
@@ -173,3 +174,50 @@ def test_a_cached_certificate_check_does_not_carry_over_to_another_ca() -> None:
         foreign.apply(pki.entries({code: pki.signers[code]})[1])
     decision = decide(value, foreign, ENV, NOW, SKEW)
     assert isinstance(decision, Rejected) and decision.reason == Reason.CERTIFICATE_NOT_VALID
+
+
+def signed_raw(content: dict[str, object], signer_code: str = PROVINCE) -> tuple[bytes, DirectoryView]:
+    """A SignedContent record encoded as given, around every model check, and signed: what a hostile or broken
+    gateway can publish."""
+    pki, view = make_pki()
+    content_bytes = ENV.codec.encode("gov.lienthong.SignedContent", content)
+    return ENV.seal_bytes(content_bytes, pki.signers[signer_code]), view
+
+
+def header_record(kind: str, root_id: str, to: str, message_id: str = "m-1") -> dict[str, object]:
+    return {"message_id": message_id, "kind": kind, "sender": PROVINCE, "recipients": [to], "root_id": root_id,
+            "created_at": int(NOW.timestamp() * 1000)}
+
+
+def test_dates_beyond_what_python_can_hold_are_refused_not_crashed_on() -> None:
+    batch = f"{PROVINCE},b-1"
+    event = {"dossier_code": "D-1", "procedure_code": "P", "field": "f", "owner_kind": "CITIZEN",
+             "received_date": 10**7, "due_date": None, "status": "RECEIVED", "handling_unit": "u", "handler": "",
+             "time": int(NOW.timestamp() * 1000)}
+    raw, view = signed_raw({"header": header_record("DOSSIER_STATUS", batch, OFFICE),
+                            "payload": ("gov.lienthong.DossierStatusBatch", {"batch_id": batch, "events": [event]})})
+    decision = decide(raw, view, ENV, NOW, SKEW)
+    assert isinstance(decision, Rejected) and decision.reason == Reason.INVALID_CONTENT
+    # The signature held: the refusal is attributed to its signed header.
+    assert decision.header is not None and (decision.header.message_id, decision.header.root_id) == ("m-1", batch)
+    events = audit_events(decision, Position("t.ingress", 0, 9, NOW), NOW)
+    assert [(e.event, e.sender) for e in events] == [(AuditEventType.SUBMITTED, PROVINCE),
+                                                    (AuditEventType.REJECTED, PROVINCE)]
+
+
+def test_a_report_for_a_period_far_in_the_future_is_refused_not_crashed_on() -> None:
+    from lienthong.directory.entries import RegimeEntry
+    from lienthong.reports import Indicator, PeriodType, Regime
+
+    regime = Regime(code="BC-01", name="Báo cáo", period_type=PeriodType.MONTH, reporting=(PROVINCE,),
+                    receiving=OFFICE, indicators=(Indicator(code="GDP", name="GDP", unit="tỷ đồng"),),
+                    accept_days=3660)
+    for period in ("9999-M12", "2999-M12"):
+        report_id = f"{PROVINCE},BC-01,{period}"
+        raw, view = signed_raw({"header": header_record("REPORT", report_id, OFFICE), "payload": (
+            "gov.lienthong.Report", {"report_id": report_id, "regime": "BC-01", "period": period, "note": "",
+                                     "values": [{"indicator": "GDP", "value": "1", "note": ""}],
+                                     "time": int(NOW.timestamp() * 1000)})})
+        view.apply(RegimeEntry(regime=regime))
+        decision = decide(raw, view, ENV, NOW, SKEW)
+        assert isinstance(decision, Rejected) and decision.reason == Reason.PERIOD_NOT_OPEN, decision

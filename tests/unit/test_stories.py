@@ -17,6 +17,7 @@ from lienthong.notices import StatusCode, StatusNotice
 from producers.builder import lifecycle_document
 from router.stories import (
     DOCUMENT,
+    Party,
     Story,
     advance,
     asks_agreement,
@@ -140,8 +141,12 @@ def test_a_revoke_or_update_asks_each_recipient_it_goes_to(kind: BusinessType) -
     refused(story, notice(MINISTRY_A, OFFICE, message, S.ASSIGNED), (OFFICE,), Reason.INVALID_TRANSITION)
     answer = S.RECALL_AGREED if kind == BusinessType.REVOKE else S.RECALL_REFUSED
     story = advance(story, notice(MINISTRY_A, OFFICE, request, answer), (OFFICE,), at(4))
-    assert states(story)[MINISTRY_A] == answer.value
+    # 15 ends the recipient's part; 16 keeps the document in force, back at the 03 the request interrupted.
+    assert states(story)[MINISTRY_A] == (answer.value if answer == S.RECALL_AGREED else S.ACCEPTED.value)
     refused(story, notice(MINISTRY_A, OFFICE, request, S.RECALL_AGREED), (OFFICE,), Reason.INVALID_TRANSITION)
+    if answer == S.RECALL_REFUSED:
+        story = advance(story, notice(MINISTRY_A, OFFICE, message, S.COMPLETED), (OFFICE,), at(5))
+        assert states(story)[MINISTRY_A] == S.COMPLETED.value
 
 
 def test_15_or_16_without_a_request_is_refused() -> None:
@@ -191,7 +196,7 @@ def test_only_the_sender_of_a_document_may_revoke_update_or_replace_it() -> None
                       RECIPIENTS, sender=PROVINCE)
     # The province's request filed in the office's story (the router's identity check refuses it earlier too).
     header = other.header.model_copy(update={"root_id": message.header.root_id})
-    why = refused(story, Message(header=header, payload=other.payload), RECIPIENTS, Reason.UNKNOWN_DOCUMENT)
+    why = refused(story, Message(header=header, payload=other.payload), RECIPIENTS, Reason.SENDER_MISMATCH)
     assert f"sent by {OFFICE}" in why
 
 
@@ -275,3 +280,20 @@ def test_a_lifecycle_document_needs_a_reason_its_own_id_and_agencies_by_code() -
     assert revoke.business.type == BusinessType.REVOKE and revoke.business.reason == "Sai sót"
     assert revoke.business.affected_recipients == (MINISTRY_A,)
     assert revoke.subject == "Thu hồi văn bản số 7816/VPCP-TTĐT" and revoke.document_id != root
+
+
+def test_a_refused_recall_does_not_open_handling_that_never_began() -> None:
+    message, story = sent()
+    story = advance(story, notice(MINISTRY_A, OFFICE, message, S.ARRIVED), (OFFICE,), at(1))
+    request = lifecycle(BusinessType.UPDATE, message, (MINISTRY_A,))
+    story = advance(story, request, (MINISTRY_A,), at(2))
+    story = advance(story, notice(MINISTRY_A, OFFICE, request, S.RECALL_REFUSED), (OFFICE,), at(3))
+    assert states(story)[MINISTRY_A] == S.ARRIVED.value
+    refused(story, notice(MINISTRY_A, OFFICE, message, S.COMPLETED), (OFFICE,), Reason.INVALID_TRANSITION)
+
+
+def test_a_ballot_id_cannot_become_a_document() -> None:
+    message, _ = sent()
+    ballot_story = Story(message.header.root_id, "BALLOT", OFFICE, 0, deadline=10**15, options=("yes", "no"),
+                         parties={MINISTRY_A: Party("", 0)})
+    refused(ballot_story, message, RECIPIENTS, Reason.KEY_MISMATCH)
