@@ -4,6 +4,8 @@ A receiver handler (`Receiver.connect(bus, agency, handlers=[projector])`): it s
 inbox stored it, and again after a crash, so every write is an insert-if-absent. One answer per member: the first
 one projected stays, which is the first one routed (the router routes only that one, and an inbox is one partition).
 The Office's own ballot does not come back to its inbox: `lienthong ballot open` records it with `record_ballot`.
+An answer to a ballot not recorded here yet is kept aside, unchecked and out of the tally, until the ballot is
+recorded; then the answers set aside are checked against it in the order they came, and only valid ones count.
 """
 
 from __future__ import annotations
@@ -18,22 +20,20 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    delete,
     select,
 )
-from sqlalchemy import insert as sql_insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from consumers.inbox_store import InboxStore
-from consumers.inbox_store import messages as inbox_messages
+from consumers.projection import record_time, replay_ledger
 from lienthong.ballots import Ballot, BallotAnswer, CastAnswer
-from lienthong.db import display_url, make_engine
-from lienthong.envelope import EnvelopeCodec
+from lienthong.db import as_utc, display_url, make_engine, upsert_insert
 from lienthong.errors import LienthongError, NotFoundError, ValidationError
 from lienthong.messages import Message, MessageKind
 from lienthong.transport.client import Record
@@ -63,15 +63,23 @@ ballot_answers = Table(
     Column("message_id", String(64), nullable=False),
     PrimaryKeyConstraint("ballot_id", "member"),
 )
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    """SQLite gives back naive times (stored as UTC), PostgreSQL aware ones."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+# Answers to a ballot not recorded here (yet): unchecked, so out of the one-per-member table and the tally.
+pending_answers = Table(
+    "ballot_answers_pending", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order they came in
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("ballot_id", Text, nullable=False, index=True),
+    Column("member", String(16), nullable=False),
+    Column("option", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+)
+applied = replay_ledger(metadata, "ballot")
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else _as_utc(value)
+    return None if value is None else as_utc(value)
 
 
 @dataclass(frozen=True)
@@ -93,17 +101,9 @@ class BallotStore:
     def _insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:
         """Insert unless the key is there; True if inserted. RETURNING tells, where rowcount does not (psycopg 3
         reports -1 for an INSERT … ON CONFLICT DO NOTHING)."""
-        dialect = self.engine.dialect.name
         keys = list(table.primary_key.columns)
-        if dialect in ("postgresql", "sqlite"):
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            stmt = insert(table).values(**values).on_conflict_do_nothing().returning(*keys)
-            return conn.execute(stmt).first() is not None
-        # Another database: look first (one projector writes a store at a time).
-        if conn.execute(select(*keys).where(*[c == values[c.name] for c in keys])).first() is not None:
-            return False
-        conn.execute(sql_insert(table).values(**values))
-        return True
+        stmt = upsert_insert(self.engine)(table).values(**values).on_conflict_do_nothing().returning(*keys)
+        return conn.execute(stmt).first() is not None
 
     def record_ballot(self, ballot: Ballot) -> bool:
         """Keep a ballot; False if it was there already (the same ballot: a ballot cannot change once sent)."""
@@ -112,20 +112,65 @@ class BallotStore:
             raise ValidationError(f"ballot {ballot.ballot_id} is already recorded with other content; a ballot "
                                   "cannot change once sent: open a new one with another --number")
         with self.engine.begin() as conn:
-            return self._insert_if_absent(conn, ballots, {
+            new = self._insert_if_absent(conn, ballots, {
                 "ballot_id": ballot.ballot_id, "sender": ballot.sender, "question": ballot.question,
                 "description": ballot.description, "options": json.dumps(list(ballot.options), ensure_ascii=False),
                 "members": json.dumps(list(ballot.members)), "deadline": ballot.deadline.astimezone(dt.UTC),
                 "recorded_at": dt.datetime.now(dt.UTC)})
+            self._admit_pending(conn, ballot)
+        return new
 
     def record_answer(self, member: str, answer: BallotAnswer, message_id: str,
                       delivered_at: dt.datetime | None) -> bool:
-        """Keep a member's answer unless the member has one already; True if this one was new."""
+        """Keep a member's answer unless the member has one already; True if this one was new. The caller checked
+        it against the recorded ballot."""
         with self.engine.begin() as conn:
             return self._insert_if_absent(conn, ballot_answers, {
                 "ballot_id": answer.ballot_id, "member": member, "option": answer.option,
                 "comment": answer.comment, "answered_at": answer.time.astimezone(dt.UTC),
                 "delivered_at": delivered_at, "message_id": message_id})
+
+    def set_aside(self, member: str, answer: BallotAnswer, message_id: str,
+                  delivered_at: dt.datetime | None) -> bool:
+        """Keep an answer to a ballot not recorded here yet, out of the tally; True if it was not set aside
+        before. If the ballot was recorded meanwhile, the answer is admitted (or refused) at once."""
+        with self.engine.begin() as conn:
+            new = conn.execute(
+                upsert_insert(self.engine)(pending_answers).values(
+                    message_id=message_id, ballot_id=answer.ballot_id, member=member, option=answer.option,
+                    comment=answer.comment, answered_at=answer.time.astimezone(dt.UTC), delivered_at=delivered_at)
+                .on_conflict_do_nothing().returning(pending_answers.c.id)).first() is not None
+        ballot = self.find(answer.ballot_id)
+        if ballot is not None:  # `ballot open` recorded it between our look and our write
+            with self.engine.begin() as conn:
+                self._admit_pending(conn, ballot)
+        return new
+
+    def _admit_pending(self, conn: Connection, ballot: Ballot) -> None:
+        """Check the answers set aside for a ballot now recorded, in the order they came: the valid ones join the
+        answers (still one per member), the others are dropped and logged."""
+        c = pending_answers.c
+        rows = conn.execute(select(pending_answers).where(c.ballot_id == ballot.ballot_id).order_by(c.id)).all()
+        for row in rows:
+            try:
+                ballot.check_answer(row.member, row.option)
+            except LienthongError as exc:
+                log.warning("ballot answer set aside, not projected", extra={
+                    "root_id": ballot.ballot_id, "message_id": row.message_id, "reason": exc.reason.value})
+                continue
+            self._insert_if_absent(conn, ballot_answers, {
+                "ballot_id": row.ballot_id, "member": row.member, "option": row.option, "comment": row.comment,
+                "answered_at": row.answered_at, "delivered_at": row.delivered_at, "message_id": row.message_id})
+        if rows:
+            conn.execute(delete(pending_answers).where(c.ballot_id == ballot.ballot_id))
+
+    def pending(self, ballot_id: str | None = None) -> int:
+        """How many answers wait for their ballot to be recorded."""
+        query = select(pending_answers.c.id)
+        if ballot_id is not None:
+            query = query.where(pending_answers.c.ballot_id == ballot_id)
+        with self.engine.connect() as conn:
+            return len(conn.execute(query).all())
 
     def ballot(self, ballot_id: str) -> Ballot:
         """The ballot recorded under this id, or an error that says where it was looked for."""
@@ -142,7 +187,7 @@ class BallotStore:
         if row is None:
             return None
         return Ballot(ballot_id=row.ballot_id, question=row.question, description=row.description,
-                      options=tuple(json.loads(row.options)), deadline=_as_utc(row.deadline),
+                      options=tuple(json.loads(row.options)), deadline=as_utc(row.deadline),
                       members=tuple(json.loads(row.members)))
 
     def ballot_ids(self) -> list[str]:
@@ -154,7 +199,7 @@ class BallotStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(ballot_answers).where(ballot_answers.c.ballot_id == ballot_id)
                                 .order_by(ballot_answers.c.answered_at, ballot_answers.c.member)).all()
-        return [CastAnswer(r.member, r.option, r.comment, _as_utc(r.answered_at),
+        return [CastAnswer(r.member, r.option, r.comment, as_utc(r.answered_at),
                            _utc(r.delivered_at)) for r in rows]
 
     def close(self) -> None:
@@ -164,12 +209,19 @@ class BallotStore:
 class BallotProjector:
     """A receiver handler that keeps ballots and answers in a BallotStore."""
 
+    kinds = (MessageKind.BALLOT, MessageKind.BALLOT_ANSWER)
+    ledger = applied
+
     def __init__(self, store: BallotStore) -> None:
         self.store = store
+        self.engine = store.engine
 
     def __call__(self, message: Message, record: Record) -> None:
-        delivered = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC) if record.timestamp_ms else None
-        self.project(message, delivered)
+        self.project(message, record_time(record))
+
+    def apply(self, message: Message, arrived: dt.datetime | None) -> bool:
+        """`project`, for `consumers.projection`: True if the message changed the ballots or answers kept."""
+        return bool(self.project(message, arrived).what)
 
     def project(self, message: Message, delivered_at: dt.datetime | None = None) -> Projected:
         payload = message.payload
@@ -179,29 +231,16 @@ class BallotProjector:
             return Projected("")
         member = message.header.sender  # verified by the receiver: the answer is signed with this member's key
         ballot = self.store.find(payload.ballot_id)
-        if ballot is not None:
-            try:
-                ballot.check_answer(member, payload.option)
-            except LienthongError as exc:
-                # The router refuses these; one that got here anyway is kept out of the tally, and said so.
-                log.warning("ballot answer not projected", extra={"root_id": payload.ballot_id,
-                                                                   "message_id": message.header.message_id,
-                                                                   "reason": exc.reason.value})
-                return Projected("")
+        if ballot is None:  # not checkable yet: set aside until the ballot is recorded, out of the tally
+            self.store.set_aside(member, payload, message.header.message_id, delivered_at)
+            return Projected("")
+        try:
+            ballot.check_answer(member, payload.option)
+        except LienthongError as exc:
+            # The router refuses these; one that got here anyway is kept out of the tally, and said so.
+            log.warning("ballot answer not projected", extra={"root_id": payload.ballot_id,
+                                                               "message_id": message.header.message_id,
+                                                               "reason": exc.reason.value})
+            return Projected("")
         new = self.store.record_answer(member, payload, message.header.message_id, delivered_at)
         return Projected("answer" if new else "", payload.ballot_id)
-
-    def project_inbox(self, inbox: InboxStore, envelopes: EnvelopeCodec) -> list[Projected]:
-        """Project the ballots and answers an inbox already holds (stored by `lienthong inbox read`, say, which
-        shares the receiver's consumer group), in the order they arrived; what is there already changes nothing.
-        The bytes were verified when the receiver stored them."""
-        kinds = (MessageKind.BALLOT.value, MessageKind.BALLOT_ANSWER.value)
-        with inbox.engine.connect() as conn:
-            rows = conn.execute(select(inbox_messages.c.signed, inbox_messages.c.received_at)
-                                .where(inbox_messages.c.kind.in_(kinds))
-                                .order_by(inbox_messages.c.received_at)).all()
-        done: list[Projected] = []
-        for row in rows:
-            message = envelopes.decode_content(envelopes.read(row.signed))
-            done.append(self.project(message, _utc(row.received_at)))
-        return [p for p in done if p.what]

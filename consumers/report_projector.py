@@ -25,10 +25,11 @@ from sqlalchemy import (
     update,
 )
 
+from consumers.projection import record_time, replay_ledger
 from consumers.receiver import Receiver
-from lienthong.db import make_engine
+from lienthong.db import as_utc, make_engine
 from lienthong.errors import LienthongError
-from lienthong.messages import Message
+from lienthong.messages import Message, MessageKind
 from lienthong.reports import Period, Regime, Report, decimal_of
 from lienthong.transport.client import Record
 from lienthong.wiring import Bus
@@ -61,17 +62,13 @@ values = Table(
     Column("value", String(64), nullable=False),  # exact decimal text, as it travelled
     Column("note", Text, nullable=False),
 )
+applied = replay_ledger(metadata, "report")
 
 
 class RegimeSource(Protocol):
     """Where the projector finds a regime (a DirectoryView)."""
 
     def regime(self, code: str) -> Regime: ...
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -109,23 +106,34 @@ class ReportProjector:
     """A receiver handler: keeps each agency's latest report per regime and period. Idempotent and replay-safe:
     the version with the latest report time wins (the message id breaks a tie), whatever order they come in."""
 
+    kinds = (MessageKind.REPORT,)
+    ledger = applied
+
     def __init__(self, url: str, regimes: RegimeSource) -> None:
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
         self.regimes = regimes
 
     def __call__(self, message: Message, record: Record) -> None:
+        self.apply(message, record_time(record))
+
+    def apply(self, message: Message, arrived: dt.datetime | None) -> bool:
+        """Apply a verified message that arrived at `arrived` (its signed time if unknown); True if it changed the
+        projection (a new report, a newer version, or an earlier first arrival)."""
         report = message.payload
         if not isinstance(report, Report):
-            return
-        arrived = (dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC) if record.timestamp_ms
-                   else message.header.created_at)
-        self.project(report, message.header.sender, message.header.message_id, arrived)
+            return False
+        return self._project(report, message.header.sender, message.header.message_id,
+                             arrived or message.header.created_at)[1]
 
     def project(self, report: Report, agency: str, message_id: str, arrived: dt.datetime) -> bool:
         """Apply one report version; True if its values are now the ones kept."""
+        return self._project(report, agency, message_id, arrived)[0]
+
+    def _project(self, report: Report, agency: str, message_id: str, arrived: dt.datetime) -> tuple[bool, bool]:
+        """(whether this version's values are the ones kept, whether anything changed)."""
         # Stored in UTC: SQLite keeps a datetime's wall-clock time and drops its offset.
-        arrived, issued = _utc(arrived), _utc(report.time)
+        arrived, issued = as_utc(arrived), as_utc(report.time)
         late: bool | None = None
         days_late: int | None = None
         try:
@@ -140,7 +148,7 @@ class ReportProjector:
                    submissions.c.agency == agency)
         with self.engine.begin() as conn:
             row = conn.execute(select(submissions).where(key).with_for_update()).first()
-            first = arrived if row is None else min(_utc(row.first_received_at), arrived)
+            first = arrived if row is None else min(as_utc(row.first_received_at), arrived)
             if regime is not None:
                 days_late = regime.days_late(period, first)
                 late = days_late > 0
@@ -150,19 +158,23 @@ class ReportProjector:
                     message_id=message_id, report_time=issued, received_at=arrived, first_received_at=first,
                     late=late, days_late=days_late, note=report.note))
                 self._replace_values(conn, report, agency)
-                return True
+                return True, True
             if row.message_id == message_id:  # a replay after a crash: values are there; lateness as first seen
-                return True
-            newer = (issued, message_id) > (_utc(row.report_time), row.message_id)
-            # An older version changes no values, but may have arrived first: it still decides lateness.
-            changes: dict[str, object] = {"first_received_at": first, "late": late, "days_late": days_late}
+                return True, False
+            newer = (issued, message_id) > (as_utc(row.report_time), row.message_id)
+            earlier = first < as_utc(row.first_received_at)
+            # An older version changes no values, but may have arrived first: it still decides lateness. Lateness
+            # is worked out only with the regime at hand: one withdrawn since leaves what was found before.
+            changes: dict[str, object] = {"first_received_at": first}
+            if regime is not None:
+                changes |= {"late": late, "days_late": days_late}
             if newer:
                 changes |= {"report_id": report.report_id, "message_id": message_id, "report_time": issued,
                             "received_at": arrived, "note": report.note}
             conn.execute(update(submissions).where(key).values(**changes))
             if newer:
                 self._replace_values(conn, report, agency)
-            return newer
+            return newer, newer or earlier
 
     @staticmethod
     def _replace_values(conn: Connection, report: Report, agency: str) -> None:
@@ -178,9 +190,9 @@ class ReportProjector:
                                                                submissions.c.period == period))
                                 .order_by(submissions.c.agency)).all()
         return [Submission(regime=r.regime, period=r.period, agency=r.agency, report_id=r.report_id,
-                           message_id=r.message_id, report_time=_utc(r.report_time), received_at=_utc(r.received_at),
-                           first_received_at=_utc(r.first_received_at), late=r.late, days_late=r.days_late,
-                           note=r.note) for r in rows]
+                           message_id=r.message_id, report_time=as_utc(r.report_time),
+                           received_at=as_utc(r.received_at), first_received_at=as_utc(r.first_received_at),
+                           late=r.late, days_late=r.days_late, note=r.note) for r in rows]
 
     def figures(self, regime: str, period: str) -> list[IndicatorFigure]:
         with self.engine.connect() as conn:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -40,3 +43,20 @@ def display_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<invalid URL>"
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime: SQLite gives back naive ones (stored as UTC), PostgreSQL aware ones."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def upsert_insert(engine: Engine) -> Callable[[Table], sqlite.Insert | postgresql.Insert]:
+    """The INSERT construct with ON CONFLICT of the engine's database (SQLite or PostgreSQL): what the projections
+    use for their idempotent writes."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise ConfigurationError(f"the projections need SQLite or PostgreSQL, not {name}: set LIENTHONG_PROJECTIONS_URL "
+                             "to a sqlite:/// or postgresql:// URL")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from typing import Any
 
 import typer
 
-from consumers.ballot_projector import BallotProjector, BallotStore, Projected
+from consumers.ballot_projector import BallotProjector, BallotStore
 from consumers.inbox_store import InboxStore
+from consumers.projection import replay_agency_inbox, run_projector
 from consumers.receiver import Receiver
 from lienthong.agencies import check_address, check_agency_code
 from lienthong.ballots import Ballot, BallotAnswer, Tally, check_ballot_id, make_ballot_id, tally
@@ -19,7 +19,6 @@ from lienthong.cli.messaging_cmd import gateway_for
 from lienthong.errors import Reason, ValidationError
 from lienthong.messages import Message, MessageKind, utc_now
 from lienthong.reports import VIETNAM
-from lienthong.transport.client import Record
 from lienthong.wiring import Bus
 
 app = typer.Typer(help="Opinion ballots of the e-Cabinet: the Office asks, each member answers once before the "
@@ -157,11 +156,12 @@ def answer_ballot(ctx: typer.Context, ballot_id: str = typer.Argument(..., help=
     out.print(f"answer {option!r} to ballot {ballot_id} from {member} to {sender}: {state}")
 
 
-def _describe(p: Projected, message: Message) -> str:
+def _describe(message: Message) -> str:
     payload = message.payload
     if isinstance(payload, BallotAnswer):
-        return f"answer   {p.ballot_id}  {message.header.sender}: {payload.option}"
-    return f"ballot   {p.ballot_id}  from {message.header.sender}"
+        return f"answer   {payload.ballot_id}  {message.header.sender}: {payload.option}"
+    ballot_id = payload.ballot_id if isinstance(payload, Ballot) else message.header.root_id
+    return f"ballot   {ballot_id}  from {message.header.sender}"
 
 
 @app.command("project")
@@ -169,34 +169,28 @@ def project(ctx: typer.Context, agency: str = typer.Option(..., "--agency", help
                                                            "(the Office, for the answers)"),
             once: bool = typer.Option(False, "--once", help="Stop when nothing new came for --wait seconds"),
             wait: float = typer.Option(3.0, "--wait", help="Seconds of quiet before --once stops")) -> None:
-    """Read the agency's inbox (verify, store, as `inbox read` does) and keep ballots and answers for the tally."""
+    """Read the agency's inbox (verify, store, as `inbox read` does) and keep ballots and answers for the tally;
+    first what `inbox read` already stored. Runs until Ctrl-C (or SIGTERM), or with --once until quiet."""
     check_agency_code(agency)
     b = bus(ctx)
     store = _ballot_store(b)
     projector = BallotProjector(store)
     counts = {"ballot": 0, "answer": 0}
 
-    def handler(message: Message, record: Record) -> None:
-        delivered = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC) if record.timestamp_ms else None
-        done = projector.project(message, delivered)
-        if done.what:
-            counts[done.what] += 1
-            out.print(_describe(done, message))
+    def changed(message: Message) -> None:
+        counts["answer" if isinstance(message.payload, BallotAnswer) else "ballot"] += 1
+        out.print(_describe(message), markup=False)
 
-    receiver = Receiver.connect(b, agency, handlers=[handler])
     try:
-        for done in projector.project_inbox(receiver.store, b.envelopes):  # what `inbox read` stored before
-            counts[done.what] += 1
-        quiet_since = time.monotonic()
-        while not once or time.monotonic() - quiet_since < wait:
-            if receiver.poll(500):
-                quiet_since = time.monotonic()
-    except KeyboardInterrupt:
-        pass
+        receiver = Receiver.connect(b, agency)
+        try:
+            run = run_projector(receiver, projector, once=once, wait=wait, on_change=changed)
+        finally:
+            receiver.close()
     finally:
-        receiver.close()
         store.close()
-    out.print(f"projected {counts['ballot']} ballots and {counts['answer']} answers for {agency}")
+    note = f"; {run.quarantined} message(s) quarantined (`lienthong inbox list`)" if run.quarantined else ""
+    out.print(f"projected {counts['ballot']} ballots and {counts['answer']} answers for {agency}{note}")
 
 
 def tally_json(t: Tally) -> dict[str, Any]:
@@ -220,13 +214,8 @@ def tally_ballot(ctx: typer.Context, ballot_id: str = typer.Argument(..., help="
     store = _ballot_store(b)
     try:
         ballot = store.ballot(ballot_id)
-        inbox_folder = b.settings.inbox_dir / ballot.sender
-        if inbox_folder.exists():  # answers `lienthong inbox read` took from the inbox before the projector did
-            inbox = InboxStore(inbox_folder)
-            try:
-                BallotProjector(store).project_inbox(inbox, b.envelopes)
-            finally:
-                inbox.close()
+        # Answers `lienthong inbox read` took from the inbox before the projector did (verified when stored).
+        replay_agency_inbox(b.settings.inbox_dir, ballot.sender, BallotProjector(store), b.envelopes)
         result = tally(ballot, store.answers(ballot_id), utc_now())
     finally:
         store.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,8 @@ import pydantic
 import typer
 from rich.progress import Progress
 
-from consumers.dossier_projector import DossierProjector, DossierState, DossierStore, Step
+from consumers.dossier_projector import Conflict, DossierProjector, DossierState, DossierStore, Step
+from consumers.projection import replay_agency_inbox, run_projector
 from consumers.receiver import Receiver
 from lienthong.agencies import check_agency_code
 from lienthong.cli.common import bus, emit_json, out, table
@@ -137,31 +137,26 @@ def project(ctx: typer.Context,
             wait: float = typer.Option(3.0, "--wait", help="With --once: seconds with nothing new before stopping")
             ) -> None:
     """Read the national portal's inbox, verify every batch, and keep the latest status of every dossier in the
-    projections database (LIENTHONG_PROJECTIONS_URL; SQLite in home by default). Runs until Ctrl-C."""
+    projections database (LIENTHONG_PROJECTIONS_URL; SQLite in home by default); first the batches `inbox read`
+    already stored. Runs until Ctrl-C (or SIGTERM), or with --once until the inbox is quiet."""
     check_agency_code(agency)
     b = bus(ctx)
     url = b.settings.projections_db_url()
     store = DossierStore(url)
-    projector = DossierProjector(store)
-    receiver = Receiver.connect(b, agency, handlers=[projector])
-    quarantined = 0
-    if not once:
-        out.print(f"projecting dossier status from {b.topics.inbox(agency)} into {display_url(url)}; Ctrl-C stops",
-                  markup=False)
     try:
-        quiet_since = time.monotonic()
-        while not once or time.monotonic() - quiet_since < wait:
-            results = receiver.poll(500)
-            if results:
-                quiet_since = time.monotonic()
-                quarantined += sum(1 for r in results if r.kind == "quarantined")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        receiver.close()
+        projector = DossierProjector(store)
+        if not once:
+            out.print(f"projecting dossier status from {b.topics.inbox(agency)} into {display_url(url)}; Ctrl-C "
+                      "stops", markup=False)
+        receiver = Receiver.connect(b, agency)
+        try:
+            run = run_projector(receiver, projector, once=once, wait=wait)
+        finally:
+            receiver.close()
         dossiers = store.count()
+    finally:
         store.close()
-    note = f"; {quarantined} message(s) quarantined (`lienthong inbox list`)" if quarantined else ""
+    note = f"; {run.quarantined} message(s) quarantined (`lienthong inbox list`)" if run.quarantined else ""
     out.print(f"projected {projector.events:,} events in {projector.batches} batch(es); {dossiers:,} dossiers known "
               f"in {display_url(url)}{note}", markup=False)
 
@@ -182,7 +177,7 @@ def _local(value: dt.datetime) -> str:
     return value.astimezone(VIETNAM).strftime("%Y-%m-%d %H:%M")
 
 
-def _as_json(state: DossierState, steps: list[Step], today: dt.date) -> dict[str, Any]:
+def _as_json(state: DossierState, steps: list[Step], conflicts: list[Conflict], today: dt.date) -> dict[str, Any]:
     return {
         "dossier_code": state.dossier_code, "procedure_code": state.procedure_code, "field": state.field,
         "owner_kind": state.owner_kind.value, "status": state.status.value, "status_text": state.status.label,
@@ -195,26 +190,40 @@ def _as_json(state: DossierState, steps: list[Step], today: dt.date) -> dict[str
         "batch_id": state.batch_id,
         "steps": [{"time": s.time.isoformat(), "status": s.status.value, "handling_unit": s.handling_unit,
                    "handler": s.handler, "portal": s.portal} for s in steps],
+        "conflicts": [{"time": c.time.isoformat(), "status": c.status.value, "portal": c.portal,
+                       "message_id": c.message_id, "batch_id": c.batch_id} for c in conflicts],
     }
 
 
 @app.command("show")
 def show(ctx: typer.Context, code: str = typer.Argument(..., help="The dossier code, as on the receipt"),
+         agency: str | None = typer.Option(None, "--agency", help="The national portal whose inbox store to bring "
+                                           "in first (default: every agency's inbox in this home)"),
          as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
-    """Where is my dossier: its current status in plain words, who handles it, its dates, and the steps so far."""
-    url = bus(ctx).settings.projections_db_url()
+    """Where is my dossier: its current status in plain words, who handles it, its dates, and the steps so far.
+
+    Batches `lienthong inbox read` stored and no projector has applied yet are applied first (once each)."""
+    if agency is not None:
+        check_agency_code(agency)
+    b = bus(ctx)
+    url = b.settings.projections_db_url()
     store = DossierStore(url)
     try:
+        projector = DossierProjector(store)
+        inboxes = [agency] if agency else sorted(db.parent.name for db in b.settings.inbox_dir.glob("*/inbox.db"))
+        for inbox in inboxes:  # verified when the receiver stored them
+            replay_agency_inbox(b.settings.inbox_dir, inbox, projector, b.envelopes)
         state = store.get(code.strip())
         steps = store.steps(code.strip()) if state else []
+        conflicts = store.conflicts(code.strip())
     finally:
         store.close()
     if state is None:
-        raise NotFoundError(f"no dossier {code} in {display_url(url)}: no portal has reported it (yet), or "
-                            "`lienthong dossier project` has not run since")
+        raise NotFoundError(f"no dossier {code} in {display_url(url)}: no portal has reported it (yet), or its "
+                            "batch has not reached the national portal's inbox")
     today = dt.datetime.now(VIETNAM).date()
     if as_json:
-        emit_json(_as_json(state, steps, today))
+        emit_json(_as_json(state, steps, conflicts, today))
         return
     owner = "citizen" if state.owner_kind.value == "CITIZEN" else "business"
     handler = f", handler {state.handler}" if state.handler else ""
@@ -230,3 +239,7 @@ def show(ctx: typer.Context, code: str = typer.Argument(..., help="The dossier c
     if steps:
         table(f"{len(steps)} step(s)", ["time (Vietnam)", "status", "handling unit", "handler", "portal"],
               [[_local(s.time), s.status.value, s.handling_unit, s.handler, s.portal] for s in steps])
+    if conflicts:
+        portals = ", ".join(sorted({c.portal for c in conflicts}))
+        out.print(f"not applied: {len(conflicts)} event(s) from {portals}, which did not report this dossier "
+                  f"first (it belongs to {state.portal})", markup=False)

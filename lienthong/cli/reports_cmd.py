@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
-import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 import typer
@@ -21,6 +18,9 @@ from lienthong.messages import utc_now
 from lienthong.provisioning import publish_directory
 from lienthong.reports import IndicatorValue, Period, Regime, Report, make_report_id
 from lienthong.wiring import Bus
+
+if TYPE_CHECKING:
+    from consumers.report_projector import IndicatorFigure, Submission
 
 app = typer.Typer(help="Reports under reporting regimes (Decree 09/2019): regimes, sending, the receiver's views.",
                   no_args_is_help=True)
@@ -136,33 +136,34 @@ def project(ctx: typer.Context,
             agency: str = typer.Option(..., "--agency", help="The receiving agency"),
             once: bool = typer.Option(False, "--once", help="Stop when the inbox has been quiet for --wait seconds"),
             wait: float = typer.Option(3.0, "--wait", help="Seconds of quiet that end --once")) -> None:
-    """Read the agency's inbox and keep the indicator values of every report it receives (until Ctrl-C)."""
-    from consumers.report_projector import report_receiver
+    """Read the agency's inbox and keep the indicator values of every report it receives, first those `inbox read`
+    already stored; until Ctrl-C (or SIGTERM), or with --once until the inbox is quiet."""
+    from consumers.projection import run_projector
+    from consumers.receiver import Receiver
+    from consumers.report_projector import ReportProjector
+    from lienthong.messages import Message
 
     check_agency_code(agency)
     b = bus(ctx)
-    stop = threading.Event()
     if not once:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         out.print(f"projecting reports received by {agency} into {_display(b)}; Ctrl-C stops")
-    receiver, projector = report_receiver(b, agency)
-    projected = 0
+
+    def changed(message: Message) -> None:
+        header = message.header
+        out.print(f"report {header.root_id} from {header.sender} (message {header.message_id})", markup=False)
+
+    receiver = Receiver.connect(b, agency)
     try:
-        quiet_since = time.monotonic()
-        while not stop.is_set() and (not once or time.monotonic() - quiet_since < wait):
-            batch = receiver.poll(500)
-            if batch:
-                quiet_since = time.monotonic()
-            for item in batch:
-                if item.kind == "report" and item.message is not None:
-                    projected += 1
-                    header = item.message.header
-                    out.print(f"report {header.root_id} from {header.sender} (message {header.message_id})")
+        # Regimes as the directory the receiver follows has them when each report is handled.
+        projector = ReportProjector(b.settings.projections_db_url(), receiver.follower.view)
+        try:
+            run = run_projector(receiver, projector, once=once, wait=wait, on_change=changed)
+        finally:
+            projector.close()
     finally:
         receiver.close()
-        projector.close()
-    out.print(f"projected {projected} new report(s) for {agency}")
+    note = f"; {run.quarantined} message(s) quarantined (`lienthong inbox list`)" if run.quarantined else ""
+    out.print(f"projected {run.changed} new report(s) for {agency}{note}")
 
 
 def _display(b: Bus) -> str:
@@ -182,6 +183,22 @@ def _expected(view: DirectoryView, regime: Regime) -> list[str]:
     return [code for code in view.expand(regime.reporting) if code != regime.receiving]
 
 
+def _submissions(b: Bus, view: DirectoryView, regime: Regime,
+                 period: Period) -> tuple[dict[str, Submission], list[IndicatorFigure]]:
+    """The reports the receiving agency has in for a period, by agency, and their values; first the reports
+    `lienthong inbox read` stored in its inbox and no projector has applied yet (re-verified, idempotent)."""
+    from consumers.projection import replay_agency_inbox
+    from consumers.report_projector import ReportProjector
+
+    projector = ReportProjector(b.settings.projections_db_url(), view)
+    try:
+        replay_agency_inbox(b.settings.inbox_dir, regime.receiving, projector, b.envelopes, view)
+        return ({s.agency: s for s in projector.submissions(regime.code, period.label)},
+                projector.figures(regime.code, period.label))
+    finally:
+        projector.close()
+
+
 def _name(view: DirectoryView, code: str) -> str:
     agency = view.agencies.get(code)
     return agency.name if agency else ""
@@ -194,18 +211,12 @@ def summary(ctx: typer.Context,
             as_json: bool = typer.Option(False, "--json"),
             as_csv: bool = typer.Option(False, "--csv")) -> None:
     """The command-center view: each indicator's values across the reporting agencies, with units and totals,
-    and the agencies whose report is missing. Reads the projections `reports project` keeps."""
-    from consumers.report_projector import ReportProjector
-
+    and the agencies whose report is missing. Reads the projections `reports project` keeps, with what the
+    receiving agency's inbox store holds besides."""
     fmt = output_format(as_json, as_csv)
     b = bus(ctx)
     view, regime, period = _regime_and_period(b, regime_code, period_label)
-    projector = ReportProjector(b.settings.projections_db_url(), view)
-    try:
-        submitted = {s.agency: s for s in projector.submissions(regime.code, period.label)}
-        figures = projector.figures(regime.code, period.label)
-    finally:
-        projector.close()
+    submitted, figures = _submissions(b, view, regime, period)
     missing = [code for code in _expected(view, regime) if code not in submitted]
     rows: list[list[Any]] = []
     totals: list[dict[str, Any]] = []
@@ -253,16 +264,10 @@ def late(ctx: typer.Context,
          as_json: bool = typer.Option(False, "--json"),
          as_csv: bool = typer.Option(False, "--csv")) -> None:
     """Late reports (with days late) and missing ones for a regime's period, as the receiving agency sees them."""
-    from consumers.report_projector import ReportProjector
-
     fmt = output_format(as_json, as_csv)
     b = bus(ctx)
     view, regime, period = _regime_and_period(b, regime_code, period_label)
-    projector = ReportProjector(b.settings.projections_db_url(), view)
-    try:
-        submitted = {s.agency: s for s in projector.submissions(regime.code, period.label)}
-    finally:
-        projector.close()
+    submitted, _ = _submissions(b, view, regime, period)
     due = regime.due(period)
     today = dt.datetime.now(dt.UTC)
     rows: list[list[Any]] = []

@@ -49,7 +49,8 @@ def test_portals_report_and_the_latest_status_stands(harness: BusHarness, databa
         event("D-1", "RECEIVED", 50), event("D-1", "IN_PROGRESS", 40), event("D-2", "RECEIVED", 30)))
     sent = [province.send(first, [NATIONAL])]
     wait_for("the first batch projected", lambda: receiver.poll(200) is not None and projector.batches >= 1)
-    # An inter-level procedure: the ministry takes D-1 over and reports it finished, later than anything else.
+    # Another portal reports D-1, which the province reported first, finished later than anything else: a dossier
+    # belongs to its first portal, so this changes nothing and is kept as a conflict.
     done = event("D-1", "RESULT_READY", 1, handling_unit="Bộ Tài chính", handler="")
     sent.append(ministry.send(DossierStatusBatch(batch_id=f"{MINISTRY_A},m1", events=(done,)), [NATIONAL]))
     # Then, late: an older step of D-1 the province had not sent yet; and the first batch again, as new messages.
@@ -67,12 +68,14 @@ def test_portals_report_and_the_latest_status_stands(harness: BusHarness, databa
 
     wait_for("four batches projected", lambda: receiver.poll(200) is not None and projector.batches >= 4)
     state = store.get("D-1")
-    assert state is not None and state.status is DossierStatus.RESULT_READY
-    assert (state.portal, state.message_id, state.handling_unit) == (MINISTRY_A, sent[1].message_id, "Bộ Tài chính")
+    assert state is not None and state.status is DossierStatus.SUPPLEMENT_REQUESTED
+    assert (state.portal, state.message_id) == (PROVINCE, sent[2].message_id), "the other portal changed nothing"
+    [conflict] = store.conflicts("D-1")
+    assert (conflict.portal, conflict.owner_portal, conflict.message_id) == (MINISTRY_A, PROVINCE, sent[1].message_id)
     d2 = store.get("D-2")
     assert d2 is not None and d2.message_id == sent[0].message_id, "the repeat changed nothing, not even the message"
     assert [s.status.value for s in store.steps("D-1")] == [
-        "RECEIVED", "IN_PROGRESS", "SUPPLEMENT_REQUESTED", "RESULT_READY"], "each distinct event once"
+        "RECEIVED", "IN_PROGRESS", "SUPPLEMENT_REQUESTED"], "each distinct event once"
 
     [dlq] = harness.read_topic(harness.bus.topics.dlq, 1)
     assert dlq.headers["lienthong_reason_code"] == b"impossible-date"
@@ -94,7 +97,7 @@ def test_portals_report_and_the_latest_status_stands(harness: BusHarness, databa
     harness.closers.append(again.close)
     replayed = [harness.bus.envelopes.decode_content(harness.bus.envelopes.read(raw))
                 for raw in receiver.store.signed_messages(MessageKind.DOSSIER_STATUS.value)]
-    assert DossierProjector(again).replay(replayed) == 8
+    assert DossierProjector(again).replay(replayed) == 7, "the other portal's event is a conflict again"
     assert again.table() == table
 
 
@@ -126,9 +129,19 @@ def test_a_portal_publishes_a_file_and_a_citizen_asks_where_the_dossier_is(harne
     path.write_text("\n".join(json.dumps(e.model_dump(mode="json")) for e in events) + "\n", encoding="utf-8")
     published = cli("publish", "--from", PROVINCE, "--to", NATIONAL, "--file", str(path), "--batch-size", "2")
     assert "sent 5 events in 3 signed batch(es)" in published.stdout
-    harness.read_topic(harness.bus.topics.inbox(NATIONAL), 3)
+    # `lienthong inbox read` (a receiver without the projector, in the same consumer group) takes the batches
+    # first and commits their offsets: `dossier project` still projects them, from the inbox store.
+    reader = Receiver.connect(harness.bus, NATIONAL)
+    try:
+        taken: list[str] = []
+        wait_for("the inbox reader took the three batches",
+                 lambda: taken.extend(r.kind for r in reader.poll(200)) or taken.count("dossier_status") >= 3)
+    finally:
+        reader.close()
     projected = cli("project", "--agency", NATIONAL, "--once", "--wait", "2")
     assert "projected 5 events in 3 batch(es); 3 dossiers known" in projected.stdout
+    again = cli("project", "--agency", NATIONAL, "--once", "--wait", "1")
+    assert "projected 0 events in 0 batch(es); 3 dossiers known" in again.stdout, "each stored batch once"
 
     shown = json.loads(cli("show", "H29-0001", "--json").stdout)
     assert shown["status"] == "IN_PROGRESS" and shown["handler"] == "Trần Văn Minh" and shown["portal"] == PROVINCE
@@ -137,3 +150,24 @@ def test_a_portal_publishes_a_file_and_a_citizen_asks_where_the_dossier_is(harne
     assert "refused (Từ chối giải quyết)" in text and "no due date" in text
     missing = cli("show", "H29-9999", ok=False)
     assert missing.returncode == 1 and "no dossier H29-9999" in missing.stderr
+
+
+def test_dossier_show_applies_what_inbox_read_stored(harness: BusHarness, tmp_path: Path) -> None:
+    harness.add_agencies([NATIONAL, PROVINCE])
+    harness.start_router()
+    settings = harness.bus.settings
+    env = {**os.environ, "LIENTHONG_HOME": str(settings.home), "LIENTHONG_BOOTSTRAP": settings.bootstrap,
+           "LIENTHONG_TOPIC_PREFIX": settings.topic_prefix, "COLUMNS": "200",
+           "LIENTHONG_PROJECTIONS_URL": f"sqlite:///{tmp_path / 'projections.db'}"}
+    sent = harness.gateway(PROVINCE).send(DossierStatusBatch(batch_id=f"{PROVINCE},s1", events=(
+        event("H29-0100", "RECEIVED", 5), event("H29-0100", "IN_PROGRESS", 4))), [NATIONAL])
+    reader = Receiver.connect(harness.bus, NATIONAL)  # what `lienthong inbox read` does, no projector
+    try:
+        wait_for("the batch in the inbox store", lambda: any(r.kind == "dossier_status" for r in reader.poll(200)))
+    finally:
+        reader.close()
+    result = subprocess.run([sys.executable, "-m", "lienthong", "dossier", "show", "H29-0100", "--json"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["status"], shown["message_id"], shown["conflicts"]) == ("IN_PROGRESS", sent.message_id, [])

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from consumers.receiver import Receiver
 from consumers.report_projector import report_receiver
 from lienthong.audit.events import AuditEventType
 from lienthong.messages import utc_now
@@ -160,3 +161,43 @@ def test_each_bad_report_is_rejected_with_its_reason(harness: BusHarness) -> Non
     assert PROVINCE in reasons["not-authorized"] and "CPI" in reasons["unknown-indicator"]
     periods = sorted(e.reason or "" for e in rejected.values() if e.reason_code == "period-not-open")
     assert any("was closed to reports" in r for r in periods) and any("has not closed yet" in r for r in periods)
+
+
+def _taken_by_inbox_read(harness: BusHarness, agency: str, count: int) -> None:
+    """What `lienthong inbox read` does: a receiver without projectors, in the agency's consumer group, stores the
+    reports and commits their offsets."""
+    reader = Receiver.connect(harness.bus, agency)
+    try:
+        taken: list[str] = []
+        wait_for(f"{count} report(s) taken by the inbox reader",
+                 lambda: taken.extend(r.kind for r in reader.poll(200)) or taken.count("report") >= count)
+    finally:
+        reader.close()
+
+
+def test_reports_inbox_read_took_first_are_still_projected(harness: BusHarness, tmp_path: Path) -> None:
+    harness.add_agencies([OFFICE, MINISTRY_A, MINISTRY_B, PROVINCE])
+    store = harness.bus.directory_store()
+    store.set_regime(Regime.model_validate(REGIME))
+    store.close()
+    from lienthong.provisioning import publish_directory
+
+    publish_directory(harness.bus)
+    harness.start_router()
+    period = open_period().label
+    url = f"sqlite:///{tmp_path / 'projections.db'}"
+    harness.gateway(MINISTRY_A).send(report(MINISTRY_A, period, GRDP="6.1"), [OFFICE])
+    _taken_by_inbox_read(harness, OFFICE, 1)
+    projected = lienthong(harness, "reports", "project", "--agency", OFFICE, "--once", "--wait", "1", url=url)
+    assert f"report {MINISTRY_A},BC-KTXH,{period} from {MINISTRY_A}" in projected
+    assert f"projected 1 new report(s) for {OFFICE}" in projected
+    again = lienthong(harness, "reports", "project", "--agency", OFFICE, "--once", "--wait", "1", url=url)
+    assert f"projected 0 new report(s) for {OFFICE}" in again
+
+    # Taken again before any projector ran: the summary applies it itself, once.
+    harness.gateway(MINISTRY_B).send(report(MINISTRY_B, period, GRDP="5.9"), [OFFICE])
+    _taken_by_inbox_read(harness, OFFICE, 1)
+    summary = json.loads(lienthong(harness, "reports", "summary", "--regime", "BC-KTXH", "--period", period,
+                                   "--json", url=url))
+    assert summary["reported"] == [MINISTRY_A, MINISTRY_B]
+    assert {t["indicator"]: t["total"] for t in summary["totals"]}["GRDP"] == "12.0"

@@ -175,6 +175,24 @@ def test_the_projector_is_idempotent_and_keeps_the_first_answer(tmp_path: Path) 
     store.close()
 
 
+def test_answers_to_an_unknown_ballot_wait_aside_and_a_bad_one_blocks_nobody(tmp_path: Path) -> None:
+    store = BallotStore(f"sqlite:///{tmp_path / 'projections.db'}")
+    projector = BallotProjector(store)
+    bad = message(MINISTRY_A, answer("Có"), (OFFICE,))  # not an option: it cannot be checked yet
+    good = message(MINISTRY_A, answer("Đồng ý", NOW + dt.timedelta(minutes=1)), (OFFICE,))
+    outsider = message(PARTY, answer(), (OFFICE,))
+    for m in (bad, good, outsider):
+        assert projector.project(m, NOW).what == "", "nothing counts before the ballot is known"
+    assert store.answers(BALLOT_ID) == [] and store.pending(BALLOT_ID) == 3
+    assert projector.project(message(OFFICE, ballot(), MEMBERS), NOW).what == "ballot"
+    [kept] = store.answers(BALLOT_ID)
+    assert (kept.member, kept.option) == (MINISTRY_A, "Đồng ý"), "the bad first answer did not take the place"
+    assert store.pending() == 0
+    projector.project(good, NOW)
+    assert len(store.answers(BALLOT_ID)) == 1, "a replay changes nothing"
+    store.close()
+
+
 def test_the_store_says_where_it_looked_for_an_unknown_ballot(tmp_path: Path) -> None:
     store = BallotStore(f"sqlite:///{tmp_path / 'projections.db'}")
     with pytest.raises(Exception, match="lienthong ballot open") as err:

@@ -208,6 +208,36 @@ def test_one_batch_with_many_events_of_one_dossier(store: DossierStore) -> None:
     assert store.get("nothing") is None
 
 
+def test_a_dossier_belongs_to_the_portal_that_reported_it_first(store: DossierStore) -> None:
+    _project(store, (batch(event(status="IN_PROGRESS")), "m-province"))
+    before, steps = store.table(), store.steps(event().dossier_code)
+    takeover = event(status="RESULT_READY", at=T0 + dt.timedelta(days=5), handling_unit="Bộ X")
+    other = DossierStatusBatch(batch_id=f"{OFFICE},b9", events=(takeover, event(code="NEW-1")))
+    applied = store.apply(other, OFFICE, "m-other")
+    assert applied == 1, "only the event about a dossier nobody had reported"
+    assert [r for r in store.table() if r["dossier_code"] == event().dossier_code] == before, "nothing changed"
+    assert store.steps(event().dossier_code) == steps
+    [conflict] = store.conflicts()
+    assert (conflict.dossier_code, conflict.portal, conflict.owner_portal, conflict.status, conflict.message_id) == (
+        event().dossier_code, OFFICE, PROVINCE, DossierStatus.RESULT_READY, "m-other")
+    store.apply(other, OFFICE, "m-other")
+    assert len(store.conflicts(event().dossier_code)) == 1, "a repeat is kept once"
+    state = store.get("NEW-1")
+    assert state is not None and state.portal == OFFICE
+    _project(store, (batch(event(status="RESULT_READY", at=T0 + dt.timedelta(days=6))), "m-later"))
+    latest = store.get(event().dossier_code)
+    assert latest is not None and latest.status is DossierStatus.RESULT_READY and latest.portal == PROVINCE
+
+
+def test_the_event_digest_frames_each_field() -> None:
+    from consumers.dossier_projector import event_digest
+
+    one = event(handling_unit="a\x1fb", handler="c")
+    two = event(handling_unit="a", handler="b\x1fc")
+    assert event_digest(one) != event_digest(two)
+    assert event_digest(one) == event_digest(event(handling_unit="a\x1fb", handler="c"))
+
+
 def test_days_overdue(store: DossierStore) -> None:
     _project(store, (batch(event(code="A", status="IN_PROGRESS"),
                            event(code="B", status="RETURNED", at=dt.datetime(2026, 11, 22, 8, tzinfo=VIETNAM))),

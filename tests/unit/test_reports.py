@@ -248,3 +248,20 @@ def test_the_projector_keeps_a_report_whose_regime_it_cannot_find() -> None:
         assert s.late is None and s.days_late is None
     finally:
         projector.close()
+
+
+def test_a_later_version_without_its_regime_keeps_the_lateness_found_before() -> None:
+    regimes = Regimes(regime())
+    projector = ReportProjector("sqlite://", regimes)
+    try:
+        projector.project(report(time=dt.datetime(2026, 4, 8, tzinfo=dt.UTC)), MINISTRY_A, "m1",
+                          at_hanoi(2026, 4, 8))
+        [before] = projector.submissions("BC-KTXH", "2026-M03")
+        assert before.late and before.days_late == 20, "due on March 19 (closing day the 14th, plus 5 days)"
+        regimes.known.clear()  # the regime was withdrawn from the directory since
+        assert projector.project(report(time=dt.datetime(2026, 4, 9, tzinfo=dt.UTC), GRDP="6.4"), MINISTRY_A, "m2",
+                                 at_hanoi(2026, 4, 9))
+        [after] = projector.submissions("BC-KTXH", "2026-M03")
+        assert (after.message_id, after.late, after.days_late) == ("m2", True, 20)
+    finally:
+        projector.close()
