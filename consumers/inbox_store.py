@@ -38,7 +38,7 @@ from sqlalchemy.sql.expression import ColumnClause
 from lienthong.db import make_engine
 from lienthong.documents import BusinessType, OfficialDocument
 from lienthong.envelope import Envelope
-from lienthong.errors import NotFoundError
+from lienthong.errors import ConfigurationError, NotFoundError
 from lienthong.messages import Message
 from lienthong.notices import StatusCode, StatusNotice, replay
 
@@ -174,6 +174,15 @@ class InboxStore:
             # Before root ids were kept, a stored document stood for itself.
             conn.execute(update(documents).where(documents.c.root_id.is_(None))
                          .values(root_id=documents.c.document_id))
+            # Anything else missing comes from a development build older than any release: say so, plainly.
+            inspector = inspect(conn)
+            for table in metadata.sorted_tables:
+                missing = {c.name for c in table.columns} - {c["name"] for c in inspector.get_columns(table.name)}
+                if missing:
+                    raise ConfigurationError(
+                        f"{self.folder / 'inbox.db'} was made by an older lienthong: its table {table.name} lacks "
+                        f"{', '.join(sorted(missing))}. Move the folder aside to start a new store; what it holds "
+                        "stays readable there")
 
     def has(self, message_id: str) -> bool:
         with self.engine.connect() as conn:
