@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 
 from lienthong.audit.events import AuditEvent
 from lienthong.audit.store import AuditStore
@@ -37,19 +38,27 @@ class AuditProjector:
 
     def run_once(self, timeout_ms: int = 500) -> int:
         records = self.consumer.poll(timeout_ms)
-        events: list[AuditEvent] = []
-        for record in records:
-            try:
-                events.append(audit_event_model(self.bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT)))
-            except LienthongError as exc:
-                self.metrics.events.labels("unreadable").inc()
-                log.error("audit record unreadable, skipped",
-                          extra={"partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
-        self.store.add(events)
-        self.metrics.events.labels("projected").inc(len(events))
+        decoded = 0
+
+        def events() -> Iterator[AuditEvent]:
+            # Decoded while the store writes: on PostgreSQL the rows already made stream to the server meanwhile.
+            nonlocal decoded
+            for record in records:
+                try:
+                    event = audit_event_model(self.bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT))
+                except LienthongError as exc:
+                    self.metrics.events.labels("unreadable").inc()
+                    log.error("audit record unreadable, skipped", extra={
+                        "partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
+                    continue
+                decoded += 1
+                yield event
+
+        self.store.add(events())
+        self.metrics.events.labels("projected").inc(decoded)
         if records:
             self.consumer.commit()
-        return len(events)
+        return decoded
 
     def run(self, stop: threading.Event) -> None:
         checked = time.monotonic()

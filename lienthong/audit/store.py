@@ -7,11 +7,13 @@ last row. The schema is managed by Alembic (lienthong/audit/migrations).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -94,6 +97,11 @@ chain_head = Table(
 )
 
 EVENT_COLUMNS = [audit_events.c[name] for name in FIELDS]
+ROW_COLUMNS = ("seq", *FIELDS, "prev_hash", "row_hash")  # an audit_events row as written, in this order
+# The PostgreSQL types of ROW_COLUMNS for COPY's binary format; varchar travels as text and keeps its length check.
+COPY_TYPES = [{BigInteger: "int8", Integer: "int4", LargeBinary: "bytea"}.get(type(audit_events.c[name].type), "text")
+              for name in ROW_COLUMNS]
+IN_CHUNK = 500
 
 
 def event_values(e: AuditEvent) -> tuple[Any, ...]:
@@ -140,13 +148,14 @@ class AuditStore:
         if upgrade:  # readers (the auditor's server) can run on a SELECT-only role and skip this
             migrate(self.engine)
         marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        columns = ["seq", *FIELDS, "prev_hash", "row_hash"]
-        self._insert_sql = (f"INSERT INTO audit_events ({', '.join(columns)}) "
-                            f"VALUES ({', '.join([marker] * len(columns))})")
+        columns = ", ".join(ROW_COLUMNS)
+        self._insert_sql = f"INSERT INTO audit_events ({columns}) VALUES ({', '.join([marker] * len(ROW_COLUMNS))})"
+        self._copy_sql = f"COPY audit_events ({columns}) FROM STDIN (FORMAT BINARY)"
         self.codec = codec
         self.signer = signer
         self.checkpoint_rows = checkpoint_rows
         self.checkpoint_seconds = checkpoint_seconds
+        self._replaying = False  # the last batch repeated stored events: look the next one's up first (add)
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -161,55 +170,112 @@ class AuditStore:
             return 0, GENESIS, 0, int(time.time() * 1000)
         return int(row.seq), bytes(row.row_hash), int(row.checkpoint_seq), int(row.checkpoint_at_ms)
 
-    def _known(self, conn: Connection, event_ids: list[str]) -> set[str]:
-        known: set[str] = set()
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            known.update(conn.execute(select(audit_events.c.event_id)
-                                      .where(audit_events.c.event_id.in_(chunk))).scalars())
-        return known
+    def _present(self, conn: Connection, table: Table, column: str, keys: list[str]) -> set[str]:
+        """Which of keys are stored in table.column (a unique column), in as few statements as the driver allows.
+
+        Written as driver SQL: SQLAlchemy's expanding IN rendered and bound each key anew on every batch, which
+        cost nearly as much as inserting the rows.
+        """
+        if self._dialect == "postgresql":  # the whole list as one array parameter (%b: sent in binary, unquoted)
+            sql = f"SELECT {column} FROM {table.name} WHERE {column} = ANY(%b)"
+            return set(conn.exec_driver_sql(sql, (keys,)).scalars())
+        present: set[str] = set()
+        for start in range(0, len(keys), IN_CHUNK):  # SQLite binds at most 999 parameters before 3.32
+            chunk = keys[start:start + IN_CHUNK]
+            sql = f"SELECT {column} FROM {table.name} WHERE {column} IN ({', '.join('?' * len(chunk))})"
+            present.update(conn.exec_driver_sql(sql, tuple(chunk)).scalars())
+        return present
+
+    @contextmanager
+    def _row_writer(self, conn: Connection) -> Iterator[Callable[[tuple[Any, ...]], None]]:
+        """A function that writes one audit_events row (ROW_COLUMNS order); the rows are in once the block ends."""
+        if self._dialect == "postgresql":
+            # COPY, streamed as the rows are made: the server checks and indexes the rows sent so far on its own
+            # core while this process decodes and hashes the next ones. executemany sent one INSERT per row, and
+            # the server's per-statement work was most of the projector's cost. Binary, with the column types given.
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor, cursor.copy(self._copy_sql) as copy:
+                copy.set_types(COPY_TYPES)
+                yield copy.write_row
+        else:
+            rows: list[tuple[Any, ...]] = []
+            yield rows.append
+            # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost more than
+            # hashing and writing the row.
+            conn.exec_driver_sql(self._insert_sql, rows)
 
     def add(self, events: Iterable[AuditEvent]) -> int:
-        """Chain the events whose event_id is new onto the store, in one transaction; returns how many."""
-        events = list(events)
-        if not events:
+        """Chain the events whose event_id is new onto the store, in one transaction; returns how many.
+
+        events may be a generator that decodes as it goes: on PostgreSQL the rows made so far are being written
+        meanwhile.
+        """
+        pending = iter(events)
+        head = next(pending, None)
+        if head is None:
             return 0
+        pending = itertools.chain([head], pending)
+        if self._dialect == "postgresql" and not self._replaying:
+            # Most batches are all new: write them without looking their event_ids up first, which also lets the
+            # rows stream while events are still being decoded. If one is stored already (a replayed batch), the
+            # unique index on event_id refuses it, the transaction is rolled back whole, and the batch is written
+            # again with the lookup. Until a batch is all new again the lookup comes first, so a long replay (a
+            # rebuild into a full store) pays for one refused attempt, not one per batch.
+            taken: list[AuditEvent] = []
+            try:
+                return self._chain(_recorded(pending, taken))
+            except UniqueViolation:
+                self._replaying = True
+                pending = itertools.chain(taken, pending)
+        batch = list(pending)
+        added = self._chain(batch, lookup=True)
+        self._replaying = added < len(batch)
+        return added
+
+    def _chain(self, events: Iterable[AuditEvent], *, lookup: bool = False) -> int:
+        """Write the events onto the chain in one transaction, each event_id once; with lookup, only those not yet
+        stored (events is then a list)."""
         with self.engine.begin() as conn:
             seq, prev, checkpoint_seq, _ = self._head(conn)
-            known = self._known(conn, [e.event_id for e in events])
-            rows: list[tuple[Any, ...]] = []
+            if lookup:
+                events = list(events)
+                known = self._present(conn, audit_events, "event_id", [e.event_id for e in events])
+                events = [e for e in events if e.event_id not in known]
+                if not events:
+                    return 0
+            else:
+                known = set()
+            first = seq
             messages: list[dict[str, Any]] = []
             due: list[tuple[int, bytes]] = []
-            for event in events:
-                if event.event_id in known:
-                    continue
-                known.add(event.event_id)
-                values = event_values(event)
-                row_hash = link(prev, values)
-                seq += 1
-                rows.append((seq, *values, prev, row_hash))
-                prev = row_hash
-                if self.signer is not None and seq - checkpoint_seq >= self.checkpoint_rows:
-                    due.append((seq, row_hash))  # exactly every checkpoint_rows rows
-                    checkpoint_seq = seq
-                if event.envelope is not None and event.message_id and event.content_sha256:
-                    messages.append({"message_id": event.message_id, "content_sha256": event.content_sha256.hex(),
-                                     "envelope": event.envelope})
-            if rows:
-                # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost more than
-                # hashing and writing the row.
-                conn.exec_driver_sql(self._insert_sql, rows)
-                self._add_messages(conn, messages)
-                conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=seq, row_hash=prev))
-                for checkpoint in due:
-                    self._checkpoint(conn, *checkpoint)
-        return len(rows)
+            with self._row_writer(conn) as write:
+                for event in events:
+                    if event.event_id in known:  # a batch may repeat an event within itself
+                        continue
+                    known.add(event.event_id)
+                    values = event_values(event)
+                    row_hash = link(prev, values)
+                    seq += 1
+                    write((seq, *values, prev, row_hash))
+                    prev = row_hash
+                    if self.signer is not None and seq - checkpoint_seq >= self.checkpoint_rows:
+                        due.append((seq, row_hash))  # exactly every checkpoint_rows rows
+                        checkpoint_seq = seq
+                    if event.envelope is not None and event.message_id and event.content_sha256:
+                        messages.append({"message_id": event.message_id,
+                                         "content_sha256": event.content_sha256.hex(), "envelope": event.envelope})
+            if seq == first:
+                return 0
+            self._add_messages(conn, messages)
+            conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=seq, row_hash=prev))
+            for checkpoint in due:
+                self._checkpoint(conn, *checkpoint)
+        return seq - first
 
     def _add_messages(self, conn: Connection, messages: list[dict[str, Any]]) -> None:
         if not messages:
             return
-        known = set(conn.execute(select(audit_messages.c.message_id).where(
-            audit_messages.c.message_id.in_([m["message_id"] for m in messages]))).scalars())
+        known = self._present(conn, audit_messages, "message_id", [m["message_id"] for m in messages])
         fresh = {m["message_id"]: m for m in messages if m["message_id"] not in known}
         if fresh:
             conn.execute(insert(audit_messages), list(fresh.values()))
@@ -336,6 +402,13 @@ class AuditStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _recorded(events: Iterator[AuditEvent], into: list[AuditEvent]) -> Iterator[AuditEvent]:
+    """The events, each kept in into as it is read, so a refused attempt can be written again."""
+    for event in events:
+        into.append(event)
+        yield event
 
 
 PARALLEL_FROM = 100_000  # rows; below this, starting processes costs more than it saves
