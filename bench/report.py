@@ -79,7 +79,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
-STAGES = ("consume", "decode_envelope", "verify", "decode_content", "authorize", "encode", "audit", "produce",
+STAGES = ("consume", "decode_envelope", "verify", "decode_content", "authorize", "encode", "story", "audit", "produce",
           "flush", "commit", "route")
 
 

@@ -21,11 +21,12 @@ from typing import Any
 from bench.environment import Item
 from lienthong.certificates import agency_of
 from lienthong.errors import LienthongError
-from lienthong.records import SEEN_MESSAGE, to_millis
+from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, to_millis
 from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber
 from lienthong.wiring import Bus
 from router.decisions import Accepted, Placement, Position, audit_events, authorize, check_identity, decide
 from router.service import Router
+from router.stories import StoryBook, advance, story_record
 
 BATCH = 500
 
@@ -37,6 +38,7 @@ class _Conn:
     follower: Any
     consumer: Any
     seen: Any
+    stories: Any
 
 
 class _Partitions:
@@ -74,7 +76,8 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
     skew = dt.timedelta(seconds=bus.settings.clock_skew_s)
     window = dt.timedelta(seconds=bus.settings.duplicate_window_s)
     router = Router(bus, "bench-stages")
-    router._conn = _Conn(follower, _Partitions(partitions), _NoSeen())  # type: ignore[assignment]
+    router._conn = _Conn(follower, _Partitions(partitions), _NoSeen(),  # type: ignore[assignment]
+                         StoryBook(lambda partition: []))
     publisher = bus.publisher(f"{bus.topics.prefix}.bench-stages", client_id="bench-stages")
     outgoing: list[list[Outgoing]] = []
     try:
@@ -104,16 +107,21 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
                 "created_at": to_millis(header.created_at), "ingress_offset": record.offset,
             }), header.message_id.encode(), partition=record.partition)
             t5 = clock()
+            story = advance(None, message, recipients, now)
+            story_out = Outgoing(bus.topics.router_stories, codec.encode(ROUTER_STORY, story_record(story)),
+                                 header.root_id.encode(), partition=record.partition)
+            t5s = clock()
             decision = Accepted(envelope, message, recipients)
             position = Position(record.topic, record.partition, record.offset,
                                 dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
-            audits = [router._audit(e) for e in events_of(decision, position, now, value)]
+            audits = router._audit(events_of(decision, position, now, value), record.partition)
             t6 = clock()
             headers = list(record.headers.items())
-            deliveries = [Outgoing(bus.topics.inbox(r), value, record.key, headers) for r in recipients]
-            outgoing.append([seen, *deliveries, *audits])
+            deliveries = [Outgoing(bus.topics.inbox(r), value, record.key, headers, partition=0) for r in recipients]
+            outgoing.append([seen, story_out, *deliveries, *audits])
             for name, start, end in (("decode_envelope", t0, t1), ("verify", t1, t2), ("decode_content", t2, t3),
-                                     ("authorize", t3, t4), ("encode", t4, t5), ("audit", t5, t6)):
+                                     ("authorize", t3, t4), ("encode", t4, t5), ("story", t5, t5s),
+                                     ("audit", t5s, t6)):
                 times[name].append((end - start) / 1000)
             times["decode"].append((t1 - t0 + t3 - t2) / 1000)
             t0 = clock()

@@ -11,7 +11,7 @@ from lienthong.audit.events import AuditEvent
 from lienthong.audit.store import AuditStore
 from lienthong.errors import LienthongError
 from lienthong.metrics import ProjectorMetrics
-from lienthong.records import AUDIT_EVENT, audit_event_model
+from lienthong.records import decode_audit
 from lienthong.transport.client import Subscriber
 from lienthong.wiring import Bus
 
@@ -45,14 +45,14 @@ class AuditProjector:
             nonlocal decoded
             for record in records:
                 try:
-                    event = audit_event_model(self.bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT))
+                    read = decode_audit(self.bus.envelopes.codec, record.value)
                 except LienthongError as exc:
                     self.metrics.events.labels("unreadable").inc()
                     log.error("audit record unreadable, skipped", extra={
                         "partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
                     continue
-                decoded += 1
-                yield event
+                decoded += len(read)
+                yield from read
 
         self.store.add(events())
         self.metrics.events.labels("projected").inc(decoded)
@@ -83,7 +83,7 @@ def rebuild(bus: Bus, store: AuditStore, chunk: int = 5_000) -> int:
     try:
         for record in reader.read_to_end(timeout_s=600):
             try:
-                events.append(audit_event_model(bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT)))
+                events.extend(decode_audit(bus.envelopes.codec, record.value))
             except LienthongError as exc:
                 log.error("audit record unreadable, skipped",
                           extra={"partition": record.partition, "offset": record.offset, "reason": exc.reason.value})

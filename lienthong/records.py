@@ -10,6 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 from lienthong.agencies import AgencyKind
 from lienthong.audit.events import AuditEvent, AuditEventType
 from lienthong.ballots import Ballot, BallotAnswer
+from lienthong.codec import SingleObjectCodec
 from lienthong.directory.entries import (
     AgencyEntry,
     CertificateEntry,
@@ -35,6 +36,8 @@ _EPOCH_DAY = dt.date(1970, 1, 1)
 SIGNED_CONTENT = "gov.lienthong.SignedContent"
 ENVELOPE = "gov.lienthong.Envelope"
 AUDIT_EVENT = "gov.lienthong.AuditEvent"
+AUDIT_EVENTS = "gov.lienthong.AuditEvents"  # the events of one routing decision in one audit topic record
+AUDIT_EVENTS_PER_RECORD = 100  # keeps a record with a SUBMITTED event's envelope within the producer's limit
 DIRECTORY_ENTRY = "gov.lienthong.DirectoryEntry"
 SEEN_MESSAGE = "gov.lienthong.SeenMessage"
 ROUTER_STORY = "gov.lienthong.RouterStory"
@@ -318,3 +321,22 @@ def audit_event_model(rec: dict[str, Any]) -> AuditEvent:
         return AuditEvent.model_construct(**fields)
     except (PydanticValidationError, ValueError, KeyError, OverflowError, OSError) as exc:
         raise DecodingError(f"audit event cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc
+
+
+def audit_events_records(events: list[AuditEvent]) -> list[dict[str, Any]]:
+    """AuditEvents records holding `events` in order, at most AUDIT_EVENTS_PER_RECORD each."""
+    return [{"events": [audit_event_record(e) for e in events[i:i + AUDIT_EVENTS_PER_RECORD]]}
+            for i in range(0, len(events), AUDIT_EVENTS_PER_RECORD)]
+
+
+def decode_audit(codec: SingleObjectCodec, value: bytes | None) -> list[AuditEvent]:
+    """The events of one audit topic record: an AuditEvents record, or a single AuditEvent as routers wrote them
+    before (the topic keeps everything, so both stay readable)."""
+    data = value or b""
+    try:
+        single = codec.schemas.by_fingerprint(bytes(data[2:10])).name == AUDIT_EVENT
+    except LienthongError:
+        single = False  # decode says what is wrong with it
+    if single:
+        return [audit_event_model(codec.decode(data, AUDIT_EVENT))]
+    return [audit_event_model(e) for e in codec.decode(data, AUDIT_EVENTS)["events"]]

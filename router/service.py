@@ -17,7 +17,7 @@ from lienthong.directory.sync import DirectoryFollower
 from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import AUDIT_EVENT, ROUTER_STORY, SEEN_MESSAGE, audit_event_record, to_millis
+from lienthong.records import AUDIT_EVENTS, ROUTER_STORY, SEEN_MESSAGE, audit_events_records, to_millis
 from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber
 from lienthong.wiring import Bus
 from router.decisions import (
@@ -193,7 +193,7 @@ class Router:
         position = Position(record.topic, record.partition, record.offset,
                             dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
         audit_partition = record.partition if self._audit_follows_ingress else None
-        out.extend(self._audit(e, audit_partition) for e in audit_events(decision, position, now, record.value))
+        out.extend(self._audit(audit_events(decision, position, now, record.value), audit_partition))
         return out
 
     def _advance_story(self, decision: Accepted, partition: int,
@@ -217,9 +217,15 @@ class Router:
         stories.put(partition, story)
         return decision, story
 
-    def _audit(self, event: AuditEvent, partition: int | None = None) -> Outgoing:
-        value = self.bus.envelopes.codec.encode(AUDIT_EVENT, audit_event_record(event))
-        return Outgoing(self.bus.topics.audit, value, (event.root_id or event.event_id).encode(), partition=partition)
+    def _audit(self, events: list[AuditEvent], partition: int | None = None) -> list[Outgoing]:
+        """The audit events of one decision in one record (more only past AUDIT_EVENTS_PER_RECORD events): one
+        record to produce instead of two plus one per recipient."""
+        if not events:
+            return []
+        key = (events[0].root_id or events[0].event_id).encode()
+        encode = self.bus.envelopes.codec.encode
+        return [Outgoing(self.bus.topics.audit, encode(AUDIT_EVENTS, rec), key, partition=partition)
+                for rec in audit_events_records(events)]
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and commit it in one transaction; returns the number of ingress records handled."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from lienthong.audit.events import AuditEventType
 from lienthong.audit.store import AuditStore
 from lienthong.messages import Message
-from lienthong.records import AUDIT_EVENT, audit_event_model
+from lienthong.records import decode_audit
 from lienthong.transport.client import Outgoing, Publisher, TopicReader
 from lienthong.wiring import Bus
 from producers.gateway import cloud_event_headers
@@ -169,9 +169,9 @@ def audit_deliveries_on_topic(bus: Bus) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     try:
         for record in reader.read_to_end(timeout_s=120):
-            event = audit_event_model(bus.envelopes.codec.decode(record.value or b"", AUDIT_EVENT))
-            if event.event == AuditEventType.DELIVERED:
-                counts[(event.message_id or "", event.recipient or "")] += 1
+            for event in decode_audit(bus.envelopes.codec, record.value):
+                if event.event == AuditEventType.DELIVERED:
+                    counts[(event.message_id or "", event.recipient or "")] += 1
     finally:
         reader.close()
     return counts
