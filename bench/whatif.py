@@ -10,6 +10,8 @@ Patches (each the smallest stand-in for the change it names, not the change itse
                 schemaless_reader/writer stop re-parsing the whole schema on every call;
 - certificates: a certificate's issuer signature checked once per certificate and CA, its validity dates on every
                 message.
+- per-event-audit: the router's audit as it was before the AuditEvents record: one AuditEvent record per event
+                (to compare the two on one machine in one run).
 Since commit 75e557d the project does the last two itself; on such code those patches change nothing.
 """
 
@@ -23,7 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-PATCHES = ("batch", "schemas", "certificates")
+PATCHES = ("batch", "schemas", "certificates", "per-event-audit")
 
 
 def _batch(size: int = 1_048_576) -> None:
@@ -79,9 +81,23 @@ def _certificates() -> None:
     setattr(envelope, "check_certificate", check)  # noqa: B010
 
 
+def _per_event_audit() -> None:
+    from lienthong.records import AUDIT_EVENT, audit_event_record
+    from lienthong.transport.client import Outgoing
+    from router import service
+
+    def audit(self: Any, events: list[Any], partition: int | None = None) -> list[Outgoing]:
+        encode = self.bus.envelopes.codec.encode
+        return [Outgoing(self.bus.topics.audit, encode(AUDIT_EVENT, audit_event_record(e)),
+                         (e.root_id or e.event_id).encode(), partition=partition) for e in events]
+
+    service.Router._audit = audit  # type: ignore[method-assign]
+
+
 def apply(names: list[str]) -> None:
     for name in names:
-        {"batch": _batch, "schemas": _schemas, "certificates": _certificates}[name]()
+        {"batch": _batch, "schemas": _schemas, "certificates": _certificates,
+         "per-event-audit": _per_event_audit}[name]()
 
 
 def main(argv: list[str] | None = None) -> int:
