@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from consumers.projection import record_time, replay_ledger
+from consumers.projection import replay_ledger
 from lienthong.ballots import Ballot, BallotAnswer, CastAnswer
 from lienthong.db import as_utc, display_url, make_engine, upsert_insert
 from lienthong.errors import LienthongError, NotFoundError, ValidationError
@@ -217,7 +217,7 @@ class BallotProjector:
         self.engine = store.engine
 
     def __call__(self, message: Message, record: Record) -> None:
-        self.project(message, record_time(record))
+        self.project(message, record.time)
 
     def apply(self, message: Message, arrived: dt.datetime | None) -> bool:
         """`project`, for `consumers.projection`: True if the message changed the ballots or answers kept."""

@@ -40,11 +40,6 @@ REPLAY_EVERY_S = 5.0
 _CHUNK = 500
 
 
-def record_time(record: Record) -> dt.datetime | None:
-    """When the bus delivered a record to the inbox (its timestamp, UTC); None if it carries none."""
-    return dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC) if record.timestamp_ms else None
-
-
 def replay_ledger(metadata: MetaData, prefix: str) -> Table:
     """The table of inbox messages a projection has applied, among the projection's own tables (dropping them
     drops it too, and the next replay applies everything again)."""
@@ -165,6 +160,11 @@ class ProjectionRun:
     replayed: int = 0  # of those, from the inbox store
     quarantined: int = 0  # inbox records the receiver set aside (`lienthong inbox list` shows them)
 
+    @property
+    def quarantine_note(self) -> str:
+        """'' or a clause for the end of a command's summary line."""
+        return f"; {self.quarantined} message(s) quarantined (`lienthong inbox list`)" if self.quarantined else ""
+
 
 def run_projector(receiver: Receiver, projection: Projection, *, once: bool = False, wait: float = 3.0,
                   stop: threading.Event | None = None, verify: bool = True,
@@ -181,7 +181,7 @@ def run_projector(receiver: Receiver, projection: Projection, *, once: bool = Fa
     def handler(message: Message, record: Record) -> None:
         if message.header.kind not in kinds:
             return
-        if projection.apply(message, record_time(record)):
+        if projection.apply(message, record.time):
             run.changed += 1
             if on_change is not None:
                 on_change(message)

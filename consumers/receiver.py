@@ -100,7 +100,7 @@ class Receiver:
             raw = ensure_bytes(record.value)
             # Checked as of when the router delivered it: a certificate revoked or expired since then does not make
             # a document that was valid on arrival unreadable.
-            at = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC) if record.timestamp_ms else self.clock()
+            at = record.time or self.clock()
             envelope, message = self.bus.envelopes.open(raw, self.follower.view, at)
             recipients = self.follower.view.expand(message.header.recipients, sender=message.header.sender)
             if self.agency not in recipients:

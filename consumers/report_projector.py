@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from consumers.projection import record_time, replay_ledger
+from consumers.projection import replay_ledger
 from consumers.receiver import Receiver
 from lienthong.db import as_utc, make_engine
 from lienthong.errors import LienthongError
@@ -115,7 +115,7 @@ class ReportProjector:
         self.regimes = regimes
 
     def __call__(self, message: Message, record: Record) -> None:
-        self.apply(message, record_time(record))
+        self.apply(message, record.time)
 
     def apply(self, message: Message, arrived: dt.datetime | None) -> bool:
         """Apply a verified message that arrived at `arrived` (its signed time if unknown); True if it changed the

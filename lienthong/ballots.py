@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lienthong.agencies import AgencyCode, check_agency_code
 from lienthong.errors import Reason, ValidationError
@@ -40,22 +41,20 @@ def _not_blank(value: str, what: str) -> str:
     return value
 
 
+BallotId = Annotated[str, AfterValidator(check_ballot_id)]
+
+
 class Ballot(BaseModel):
     """What the Office signs: the question, the options, the deadline and the members who may answer."""
 
     model_config = ConfigDict(frozen=True)
 
-    ballot_id: str
+    ballot_id: BallotId
     question: str = Field(min_length=1)
     description: str = ""
     options: tuple[str, ...] = Field(min_length=2)
     deadline: dt.datetime
     members: tuple[AgencyCode, ...] = Field(min_length=1)
-
-    @field_validator("ballot_id")
-    @classmethod
-    def _id_shape(cls, value: str) -> str:
-        return check_ballot_id(value)
 
     @field_validator("question")
     @classmethod
@@ -99,15 +98,10 @@ class BallotAnswer(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    ballot_id: str
+    ballot_id: BallotId
     option: str = Field(min_length=1)
     comment: str = ""
     time: dt.datetime
-
-    @field_validator("ballot_id")
-    @classmethod
-    def _id_shape(cls, value: str) -> str:
-        return check_ballot_id(value)
 
     @field_validator("time")
     @classmethod

@@ -189,8 +189,7 @@ def project(ctx: typer.Context, agency: str = typer.Option(..., "--agency", help
             receiver.close()
     finally:
         store.close()
-    note = f"; {run.quarantined} message(s) quarantined (`lienthong inbox list`)" if run.quarantined else ""
-    out.print(f"projected {counts['ballot']} ballots and {counts['answer']} answers for {agency}{note}")
+    out.print(f"projected {counts['ballot']} ballots and {counts['answer']} answers for {agency}{run.quarantine_note}")
 
 
 def tally_json(t: Tally) -> dict[str, Any]:

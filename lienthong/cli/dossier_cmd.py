@@ -156,9 +156,8 @@ def project(ctx: typer.Context,
         dossiers = store.count()
     finally:
         store.close()
-    note = f"; {run.quarantined} message(s) quarantined (`lienthong inbox list`)" if run.quarantined else ""
     out.print(f"projected {projector.events:,} events in {projector.batches} batch(es); {dossiers:,} dossiers known "
-              f"in {display_url(url)}{note}", markup=False)
+              f"in {display_url(url)}{run.quarantine_note}", markup=False)
 
 
 def _due_text(state: DossierState, today: dt.date) -> str:

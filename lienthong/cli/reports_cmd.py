@@ -162,8 +162,7 @@ def project(ctx: typer.Context,
             projector.close()
     finally:
         receiver.close()
-    note = f"; {run.quarantined} message(s) quarantined (`lienthong inbox list`)" if run.quarantined else ""
-    out.print(f"projected {run.changed} new report(s) for {agency}{note}")
+    out.print(f"projected {run.changed} new report(s) for {agency}{run.quarantine_note}")
 
 
 def _display(b: Bus) -> str:

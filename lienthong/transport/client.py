@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -75,6 +76,11 @@ class Record:
     value: bytes | None
     headers: dict[str, bytes] = field(default_factory=dict)
     timestamp_ms: int = 0
+
+    @property
+    def time(self) -> dt.datetime | None:
+        """The record's timestamp in UTC (on ingress, the broker's append time); None if it carries none."""
+        return dt.datetime.fromtimestamp(self.timestamp_ms / 1000, dt.UTC) if self.timestamp_ms else None
 
 
 @dataclass(frozen=True)
