@@ -22,7 +22,7 @@ from bench.environment import Item
 from lienthong.certificates import agency_of
 from lienthong.errors import LienthongError
 from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, to_millis
-from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber
+from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber, key_partition
 from lienthong.wiring import Bus
 from router.decisions import Accepted, Placement, Position, audit_events, authorize, check_identity, decide
 from router.service import Router
@@ -95,7 +95,8 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
             t3 = clock()
             if agency_of(signer.certificate) != signer.agency:
                 raise LienthongError("certificate subject and directory disagree")
-            placement = Placement(record.key, record.partition, partitions)
+            placement = Placement(record.key, record.partition,
+                                  key_partition(record.key, partitions) if record.key is not None else None)
             check_identity(message, signer.agency, placement)
             if not (now - window <= message.header.created_at <= now + skew):
                 raise LienthongError("message time outside the window")
@@ -112,8 +113,7 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
                                  header.root_id.encode(), partition=record.partition)
             t5s = clock()
             decision = Accepted(envelope, message, recipients)
-            position = Position(record.topic, record.partition, record.offset,
-                                dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
+            position = Position(record.topic, record.partition, record.offset, record.time or now)
             audits = router._audit(events_of(decision, position, now, value), record.partition)
             t6 = clock()
             headers = list(record.headers.items())

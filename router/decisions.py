@@ -18,7 +18,6 @@ from lienthong.errors import AuthorizationError, LienthongError, Reason, Routing
 from lienthong.messages import PAYLOADS_OF_KIND, Message, MessageHeader, MessageKind, own_root_id
 from lienthong.notices import StatusCode, StatusNotice
 from lienthong.reports import Report
-from lienthong.transport.client import key_partition
 from router.stories import asks_agreement
 
 
@@ -66,8 +65,7 @@ def authorize(message: Message, directory: DirectoryView, arrived: dt.datetime |
         raise AuthorizationError(f"header says {header.kind.value} but the payload is not one",
                                  reason=Reason.WRONG_KIND)
     if header.kind in _ONE_RECIPIENT and (len(header.recipients) != 1 or is_group_address(header.recipients[0])):
-        what = _ONE_RECIPIENT
-        raise RoutingError(what[header.kind], reason=Reason.UNKNOWN_RECIPIENT)
+        raise RoutingError(_ONE_RECIPIENT[header.kind], reason=Reason.UNKNOWN_RECIPIENT)
     recipients = directory.expand(header.recipients, sender=header.sender)
     if isinstance(payload, Report):
         _check_report(payload, header.sender, recipients, directory, arrived or header.created_at)
@@ -103,11 +101,12 @@ def _check_report(report: Report, sender: str, recipients: tuple[str, ...], dire
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the record was found: its key, its partition, and how many partitions ingress has."""
+    """Where the record was found: its key and partition, and the partition Kafka's default partitioner gives that
+    key on ingress (computed by the caller, where the Kafka client lives: decisions do no I/O and import no Kafka)."""
 
     key: bytes | None
     partition: int
-    partitions: int
+    key_home: int | None
 
 
 def check_identity(message: Message, signer_agency: str, placement: Placement | None) -> None:
@@ -146,11 +145,10 @@ def check_identity(message: Message, signer_agency: str, placement: Placement | 
     if placement is not None:
         if placement.key != header.root_id.encode():
             raise RoutingError("the record key is not the signed root id", reason=Reason.KEY_MISMATCH)
-        expected = key_partition(placement.key, placement.partitions)
-        if placement.partition != expected:
+        if placement.partition != placement.key_home:
             # Duplicates are remembered per partition: a record placed by hand elsewhere could slip past them.
             raise RoutingError(f"record is in ingress partition {placement.partition}, but its key belongs in "
-                               f"{expected}", reason=Reason.KEY_MISMATCH)
+                               f"{placement.key_home}", reason=Reason.KEY_MISMATCH)
 
 
 def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCodec, now: dt.datetime,

@@ -18,7 +18,7 @@ from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError,
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
 from lienthong.records import AUDIT_EVENTS, ROUTER_STORY, SEEN_MESSAGE, audit_events_records, to_millis
-from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber
+from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, key_partition
 from lienthong.wiring import Bus
 from router.decisions import (
     Accepted,
@@ -31,7 +31,7 @@ from router.decisions import (
     decide,
 )
 from router.dedupe import SeenIds
-from router.stories import Story, StoryBook, advance, has_story, story_model, story_record
+from router.stories import BALLOT, Story, StoryBook, advance, has_story, story_model, story_record
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,10 @@ class Router:
     def route(self, record: Record, now: dt.datetime) -> list[Outgoing]:
         """Everything one ingress record turns into: deliveries or a DLQ record, and its audit events."""
         # Outside the catch-all below: a metadata hiccup is the broker's trouble (abort and retry), not the record's.
-        placement = Placement(record.key, record.partition, self.conn.consumer.partition_count(record.topic))
-        arrived = dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)  # ingress is LogAppendTime
+        partitions = self.conn.consumer.partition_count(record.topic)
+        placement = Placement(record.key, record.partition,
+                              key_partition(record.key, partitions) if record.key is not None else None)
+        arrived = record.time or now  # ingress is LogAppendTime: the broker's time
         try:
             decision: Decision = decide(record.value, self.conn.follower.view, self.bus.envelopes, now,
                                         self._skew, self._window, placement, arrived)
@@ -190,8 +192,7 @@ class Router:
             self.metrics.messages.labels("rejected", decision.reason.value).inc()
             log.info("rejected", extra={"offset": record.offset, "partition": record.partition,
                                         "reason": decision.reason.value, "detail": decision.detail})
-        position = Position(record.topic, record.partition, record.offset,
-                            dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC))
+        position = Position(record.topic, record.partition, record.offset, arrived)
         audit_partition = record.partition if self._audit_follows_ingress else None
         out.extend(self._audit(audit_events(decision, position, now, record.value), audit_partition))
         return out
@@ -202,14 +203,18 @@ class Router:
         or becomes a rejection naming the rule broken."""
         stories = self.conn.stories
         header = decision.message.header
+        before = stories.get(partition, header.root_id)
         try:
-            story = advance(stories.get(partition, header.root_id), decision.message, decision.recipients, arrived)
+            story = advance(before, decision.message, decision.recipients, arrived)
         except LienthongError as exc:
             return Rejected(exc.reason, exc.message, decision.message), None
         except Exception as exc:  # a bug must cost this message, not stop the router on it again and again
             log.exception("unexpected error applying the story rules", extra={"root_id": header.root_id})
             return Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}", decision.message), None
-        if story.record_size_estimate() > self.bus.settings.max_message_bytes:
+        # A document's status changes two characters of its record; new parties or a ballot's answer (the option's
+        # text) can change more: only then is the size worth estimating again.
+        grew = before is None or len(story.parties) != len(before.parties) or story.kind == BALLOT
+        if grew and story.record_size_estimate() > self.bus.settings.max_message_bytes:
             # Its stories record could never be written: every transaction of this partition would fail.
             return Rejected(Reason.MESSAGE_TOO_LARGE, f"story {header.root_id} would have {len(story.parties):,} "
                             "parties, more than the router can keep in one record; address fewer recipients per "

@@ -136,9 +136,10 @@ def test_the_signed_header_decides_key_and_partition() -> None:
     message = document_message(recipients=(MINISTRY_A,))
     value = ENV.seal(message, pki.signers[OFFICE])
     root = message.header.root_id.encode()
-    right = Placement(root, key_partition(root, 3), 3)
+    right = Placement(root, key_partition(root, 3), key_partition(root, 3))
     assert isinstance(decide(value, view, ENV, NOW, SKEW, placement=right), Accepted)
-    for wrong in (Placement(b"other-key", right.partition, 3), Placement(root, (right.partition + 1) % 3, 3)):
+    for wrong in (Placement(b"other-key", right.partition, key_partition(b"other-key", 3)),
+                  Placement(root, (right.partition + 1) % 3, right.key_home)):
         decision = decide(value, view, ENV, NOW, SKEW, placement=wrong)
         assert isinstance(decision, Rejected) and decision.reason == Reason.KEY_MISMATCH
 
