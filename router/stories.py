@@ -20,6 +20,7 @@ from lienthong.messages import Message
 from lienthong.notices import StatusCode, StatusNotice
 from lienthong.notices import advance as advance_status
 from lienthong.records import from_millis, to_millis
+from router.partitioned import PartitionState
 
 DOCUMENT = "DOCUMENT"
 BALLOT = "BALLOT"
@@ -69,33 +70,17 @@ def story_model(rec: dict[str, Any]) -> Story:
                  parties={p["agency"]: Party(p["state"], p["at"], p["before"]) for p in rec["parties"]})
 
 
-class StoryBook:
-    """Stories by ingress partition; a partition is loaded on first use and forgotten when revoked or when a
-    transaction aborts (it reloads from the topic, which holds only committed state)."""
+class StoryBook(PartitionState[Story]):
+    """Stories by ingress partition and root id."""
 
     def __init__(self, load: Callable[[int], Iterable[Story]]) -> None:
-        self._load = load
-        self._by_partition: dict[int, dict[str, Story]] = {}
-
-    def _stories(self, partition: int) -> dict[str, Story]:
-        if partition not in self._by_partition:
-            self._by_partition[partition] = {s.root_id: s for s in self._load(partition)}
-        return self._by_partition[partition]
+        super().__init__(lambda partition: ((s.root_id, s) for s in load(partition)))
 
     def get(self, partition: int, root_id: str) -> Story | None:
-        return self._stories(partition).get(root_id)
+        return self._of(partition).get(root_id)
 
     def put(self, partition: int, story: Story) -> None:
-        self._stories(partition)[story.root_id] = story
-
-    def forget(self, partitions: Iterable[int] | None = None) -> None:
-        if partitions is None:
-            self._by_partition.clear()
-        for partition in partitions or ():
-            self._by_partition.pop(partition, None)
-
-    def __len__(self) -> int:
-        return sum(len(s) for s in self._by_partition.values())
+        self._of(partition)[story.root_id] = story
 
 
 def is_lifecycle_request(message: Message) -> bool:
