@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from lienthong.agencies import check_agency_code
 from lienthong.audit.events import AuditEvent
@@ -94,36 +95,31 @@ class Router:
                                   transaction_timeout_ms=self.bus.settings.router_transaction_timeout_ms,
                                   batch_size=self.bus.settings.router_producer_batch_bytes)
 
-    def _load_seen(self, partition: int) -> Iterator[tuple[str, int]]:
-        """The ids delivered from one ingress partition within the window, from the seen topic."""
-        since = to_millis(self.clock() - self._window)
-        reader = self.bus.topic_reader(self.bus.topics.router_seen, partitions=[partition], since_ms=since)
+    def _read_partition(self, topic: str, partition: int, schema: str,
+                        since_ms: int | None = None) -> Iterator[dict[str, Any]]:
+        """The decoded records of one partition of a router topic, to its end; an unreadable one is logged and
+        skipped."""
+        reader = self.bus.topic_reader(topic, partitions=[partition], since_ms=since_ms)
         try:
             for record in reader.read_to_end():
                 try:
-                    seen = self.bus.envelopes.codec.decode(record.value or b"", SEEN_MESSAGE)
+                    yield self.bus.envelopes.codec.decode(record.value or b"", schema)
                 except LienthongError:
-                    log.error("unreadable seen record skipped", extra={"offset": record.offset})
-                    continue
-                yield seen["message_id"], seen["created_at"]
+                    log.error("unreadable record skipped", extra={"topic": topic, "offset": record.offset})
         finally:
             reader.close()
 
+    def _load_seen(self, partition: int) -> Iterator[tuple[str, int]]:
+        """The ids delivered from one ingress partition within the window, from the seen topic."""
+        since = to_millis(self.clock() - self._window)
+        for seen in self._read_partition(self.bus.topics.router_seen, partition, SEEN_MESSAGE, since):
+            yield seen["message_id"], seen["created_at"]
+
     def _load_stories(self, partition: int) -> Iterator[Story]:
-        """The stories of one ingress partition, from the compacted stories topic: the last record of each wins."""
-        reader = self.bus.topic_reader(self.bus.topics.router_stories, partitions=[partition])
-        latest: dict[str, Story] = {}
-        try:
-            for record in reader.read_to_end():
-                try:
-                    story = story_model(self.bus.envelopes.codec.decode(record.value or b"", ROUTER_STORY))
-                except (LienthongError, KeyError, ValueError):
-                    log.error("unreadable story record skipped", extra={"offset": record.offset})
-                    continue
-                latest[story.root_id] = story
-        finally:
-            reader.close()
-        yield from latest.values()
+        """The stories of one ingress partition, from the compacted stories topic, in order (the last one of a root
+        id is its state)."""
+        for rec in self._read_partition(self.bus.topics.router_stories, partition, ROUTER_STORY):
+            yield story_model(rec)
 
     def start(self) -> None:
         bus, settings = self.bus, self.bus.settings
