@@ -29,6 +29,8 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
+from lienthong.transport.client import shorten_transaction_retry
+
 CLIENT_VERSION: str = kafka.__version__
 
 
@@ -69,6 +71,7 @@ def pipe(bootstrap: str, source: str, dests: list[str], count: int, *, transacti
     consumer = _consumer(bootstrap, group)
     consumer.subscribe([source])
     if transactional:
+        shorten_transaction_retry(producer)  # as the router's Publisher does
         producer.init_transactions()
     done = batches = 0
     started: float | None = None
