@@ -12,6 +12,10 @@ Patches (each the smallest stand-in for the change it names, not the change itse
                 message.
 - per-event-audit: the router's audit as it was before the AuditEvents record: one AuditEvent record per event
                 (to compare the two on one machine in one run).
+- decide-per-record: the router deciding each record just before sending what it becomes, as before
+                Router.decide_batch, instead of deciding the whole polled batch first.
+- txn-retry-100: the router's producer retrying a refused AddPartitionsToTxn after kafka-python's 100 ms, as
+                before TRANSACTION_RETRY_BACKOFF_MS (to compare the two on one machine in one run).
 Since commit 75e557d the project does the last two itself; on such code those patches change nothing.
 """
 
@@ -25,7 +29,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-PATCHES = ("batch", "schemas", "certificates", "per-event-audit")
+PATCHES = ("batch", "schemas", "certificates", "per-event-audit", "txn-retry-100", "decide-per-record")
 
 
 def _batch(size: int = 1_048_576) -> None:
@@ -94,10 +98,34 @@ def _per_event_audit() -> None:
     service.Router._audit = audit  # type: ignore[method-assign]
 
 
+def _txn_retry_100() -> None:
+    from lienthong.transport import client
+
+    original = client.shorten_transaction_retry
+
+    def kafka_python_default(producer: Any, backoff_ms: int = 100) -> bool:
+        return original(producer, 100)
+
+    client.shorten_transaction_retry = kafka_python_default  # type: ignore[assignment]
+
+
+def _decide_per_record() -> None:
+    from router import service
+
+    original = service.Router.decide_batch
+
+    def one_at_a_time(self: Any, records: Any, now: dt.datetime) -> list[Any]:
+        # Router.route decides a record itself when given no decision: one at a time, between the sends.
+        return original(self, records, now) if len(records) == 1 else [None] * len(records)
+
+    service.Router.decide_batch = one_at_a_time  # type: ignore[method-assign]
+
+
 def apply(names: list[str]) -> None:
     for name in names:
         {"batch": _batch, "schemas": _schemas, "certificates": _certificates,
-         "per-event-audit": _per_event_audit}[name]()
+         "per-event-audit": _per_event_audit, "txn-retry-100": _txn_retry_100,
+         "decide-per-record": _decide_per_record}[name]()
 
 
 def main(argv: list[str] | None = None) -> int:
