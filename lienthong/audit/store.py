@@ -333,6 +333,13 @@ class AuditStore:
         with self.engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
+                if conn.dialect.name == "postgresql":
+                    # Walk the primary key in order. Planned from the statistics of a freshly filled table, the
+                    # range looked small and PostgreSQL chose a bitmap scan and a sort, which spilled to disk: 400 ms
+                    # of server time for 200,000 rows against 100 ms for the index scan. Settings of this
+                    # transaction only; an auditor's read-only role may set them.
+                    cursor.execute("SET LOCAL enable_bitmapscan = off")
+                    cursor.execute("SET LOCAL enable_sort = off")
                 cursor.execute(sql)
                 while rows := cursor.fetchmany(batch):
                     yield from rows
