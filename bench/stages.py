@@ -10,11 +10,9 @@ router's own `Router.route` on the same messages, the sum as the router runs it;
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +22,7 @@ from lienthong.errors import LienthongError
 from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, to_millis
 from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber, key_partition
 from lienthong.wiring import Bus
-from router.decisions import Accepted, Placement, Position, audit_events, authorize, check_identity, decide
+from router.decisions import Accepted, Placement, Position, audit_records, authorize, check_identity, decide
 from router.service import Router
 from router.stories import StoryBook, advance, story_record
 
@@ -57,19 +55,11 @@ class _NoSeen:
         pass
 
 
-def _audit_events_of() -> Callable[[Any, Position, dt.datetime, bytes], list[Any]]:
-    # The audit work is changing (issue 6 adds the signed bytes to SUBMITTED); take whichever signature is there.
-    if len(inspect.signature(audit_events).parameters) >= 4:
-        return lambda decision, position, now, raw: audit_events(decision, position, now, raw)
-    return lambda decision, position, now, raw: audit_events(decision, position, now)
-
-
 def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, float | None]:
     """µs per message for each stage over `items` (published to this bus's ingress beforehand)."""
     follower = bus.directory_follower()
     follower.catch_up()
     view, envelopes, codec = follower.view, bus.envelopes, bus.envelopes.codec
-    events_of = _audit_events_of()
     subscriber, records, consumed = _consume(bus, len(items))
     times: dict[str, list[float]] = defaultdict(list)
     now = dt.datetime.now(dt.UTC)
@@ -114,7 +104,7 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
             t5s = clock()
             decision = Accepted(envelope, message, recipients)
             position = Position(record.topic, record.partition, record.offset, record.time or now)
-            audits = router._audit(events_of(decision, position, now, value), record.partition)
+            audits = router._audit(audit_records(decision, position, now, value), record.partition)
             t6 = clock()
             headers = list(record.headers.items())
             deliveries = [Outgoing(bus.topics.inbox(r), value, record.key, headers, partition=0) for r in recipients]

@@ -86,14 +86,14 @@ def _certificates() -> None:
 
 
 def _per_event_audit() -> None:
-    from lienthong.records import AUDIT_EVENT, audit_event_record
+    from lienthong.records import AUDIT_EVENT
     from lienthong.transport.client import Outgoing
     from router import service
 
-    def audit(self: Any, events: list[Any], partition: int | None = None) -> list[Outgoing]:
+    def audit(self: Any, events: list[dict[str, Any]], partition: int | None = None) -> list[Outgoing]:
         encode = self.bus.envelopes.codec.encode
-        return [Outgoing(self.bus.topics.audit, encode(AUDIT_EVENT, audit_event_record(e)),
-                         (e.root_id or e.event_id).encode(), partition=partition) for e in events]
+        return [Outgoing(self.bus.topics.audit, encode(AUDIT_EVENT, e), (e["root_id"] or e["event_id"]).encode(),
+                         partition=partition) for e in events]
 
     service.Router._audit = audit  # type: ignore[method-assign]
 

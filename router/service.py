@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.agencies import check_agency_code
-from lienthong.audit.events import AuditEvent
 from lienthong.directory.entries import AgencyEntry
 from lienthong.directory.sync import DirectoryFollower
 from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import AUDIT_EVENTS, ROUTER_STORY, SEEN_MESSAGE, audit_events_records, to_millis
+from lienthong.records import AUDIT_EVENTS, ROUTER_STORY, SEEN_MESSAGE, grouped_audit_records, to_millis
 from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, key_partition
 from lienthong.wiring import Bus
 from router.decisions import (
@@ -28,7 +27,7 @@ from router.decisions import (
     Position,
     Rejected,
     as_duplicate,
-    audit_events,
+    audit_records,
     decide,
 )
 from router.dedupe import SeenIds
@@ -213,7 +212,7 @@ class Router:
                                         "reason": decision.reason.value, "detail": decision.detail})
         position = Position(record.topic, record.partition, record.offset, arrived)
         audit_partition = record.partition if self._audit_follows_ingress else None
-        out.extend(self._audit(audit_events(decision, position, now, record.value), audit_partition))
+        out.extend(self._audit(audit_records(decision, position, now, record.value), audit_partition))
         return out
 
     def _advance_story(self, decision: Accepted, partition: int,
@@ -241,15 +240,15 @@ class Router:
         stories.put(partition, story)
         return decision, story
 
-    def _audit(self, events: list[AuditEvent], partition: int | None = None) -> list[Outgoing]:
+    def _audit(self, events: list[dict[str, Any]], partition: int | None = None) -> list[Outgoing]:
         """The audit events of one decision in one record (more only past AUDIT_EVENTS_PER_RECORD events): one
         record to produce instead of two plus one per recipient."""
         if not events:
             return []
-        key = (events[0].root_id or events[0].event_id).encode()
+        key = (events[0]["root_id"] or events[0]["event_id"]).encode()
         encode = self.bus.envelopes.codec.encode
         return [Outgoing(self.bus.topics.audit, encode(AUDIT_EVENTS, rec), key, partition=partition)
-                for rec in audit_events_records(events)]
+                for rec in grouped_audit_records(events)]
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and commit it in one transaction; returns the number of ingress records handled."""

@@ -10,7 +10,8 @@ from lienthong.directory.view import DirectoryView
 from lienthong.envelope import Envelope
 from lienthong.errors import Reason, RoutingError
 from lienthong.notices import StatusCode
-from router.decisions import Accepted, Position, Rejected, audit_events, decide
+from lienthong.records import AUDIT_EVENTS, decode_audit
+from router.decisions import Accepted, Position, Rejected, audit_events, audit_records, decide
 from tests.support import (
     MINISTRY_A,
     MINISTRY_B,
@@ -52,6 +53,25 @@ def test_a_document_to_groups_is_accepted_for_every_member_once() -> None:
     assert [e.event for e in events] == [AuditEventType.SUBMITTED, AuditEventType.ROUTED] + [
         AuditEventType.DELIVERED] * 3
     assert len({e.event_id for e in events}) == len(events)
+
+
+def test_the_audit_records_the_router_writes_read_back_as_its_events() -> None:
+    pki, view = make_pki()
+    sealed = ENV.seal(document_message(recipients=("group:ministries",)), pki.signers[OFFICE])
+    decision = decide(sealed, view, ENV, NOW, SKEW)
+    assert isinstance(decision, Accepted)
+    at = Position("t.ingress", 1, 42, NOW - dt.timedelta(seconds=3))
+    records = audit_records(decision, at, NOW, sealed)
+    read = decode_audit(ENV.codec, ENV.codec.encode(AUDIT_EVENTS, {"events": records}))
+    assert read == audit_events(decision, at, NOW, sealed)
+    submitted, routed, *delivered = read
+    assert submitted.envelope == sealed and submitted.content_sha256 == decision.envelope.content_digest
+    assert submitted.at == NOW.replace(microsecond=NOW.microsecond // 1000 * 1000) - dt.timedelta(seconds=3)
+    assert routed.event == AuditEventType.ROUTED and routed.envelope is None
+    assert [(e.event, e.recipient) for e in delivered] == [(AuditEventType.DELIVERED, r) for r in decision.recipients]
+    assert {e.event_id for e in read} == {"t.ingress/1/42/SUBMITTED/-", "t.ingress/1/42/ROUTED/-",
+                                          *(f"t.ingress/1/42/DELIVERED/{r}" for r in decision.recipients)}
+    assert all(e.sender == OFFICE and e.source_offset == 42 for e in read)
 
 
 def test_a_notice_goes_back_to_the_document_sender() -> None:
