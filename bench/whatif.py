@@ -14,6 +14,8 @@ Patches (each the smallest stand-in for the change it names, not the change itse
                 (to compare the two on one machine in one run).
 - decide-per-record: the router deciding each record just before sending what it becomes, as before
                 Router.decide_batch, instead of deciding the whole polled batch first.
+- switch-1ms, switch-0.2ms: the router's interpreter handing the GIL over every 1 or 0.2 ms instead of 5 ms
+                (`sys.setswitchinterval`): how long a thread that released it waits to get it back.
 - txn-retry-100: the router's producer retrying a refused AddPartitionsToTxn after kafka-python's 100 ms, as
                 before TRANSACTION_RETRY_BACKOFF_MS (to compare the two on one machine in one run).
 Since commit 75e557d the project does the last two itself; on such code those patches change nothing.
@@ -29,7 +31,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-PATCHES = ("batch", "schemas", "certificates", "per-event-audit", "txn-retry-100", "decide-per-record")
+PATCHES = ("batch", "schemas", "certificates", "per-event-audit", "txn-retry-100", "decide-per-record", "switch-1ms",
+           "switch-0.2ms")
 
 
 def _batch(size: int = 1_048_576) -> None:
@@ -121,11 +124,19 @@ def _decide_per_record() -> None:
     service.Router.decide_batch = one_at_a_time  # type: ignore[method-assign]
 
 
+def _switch(seconds: float) -> Callable[[], None]:
+    def patch() -> None:
+        sys.setswitchinterval(seconds)
+
+    return patch
+
+
 def apply(names: list[str]) -> None:
     for name in names:
         {"batch": _batch, "schemas": _schemas, "certificates": _certificates,
          "per-event-audit": _per_event_audit, "txn-retry-100": _txn_retry_100,
-         "decide-per-record": _decide_per_record}[name]()
+         "decide-per-record": _decide_per_record,
+         "switch-1ms": _switch(0.001), "switch-0.2ms": _switch(0.0002)}[name]()
 
 
 def main(argv: list[str] | None = None) -> int:
