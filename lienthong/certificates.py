@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import ipaddress
 import os
@@ -90,13 +89,8 @@ def fingerprint(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-@functools.lru_cache(maxsize=4096)
 def agency_of(cert: x509.Certificate) -> str:
-    """The agency code a certificate was issued to (its subject UID).
-
-    Cached per certificate (certificates compare and hash by their DER bytes): the router asks for every message,
-    and walking the subject's names was 6% of its time.
-    """
+    """The agency code a certificate was issued to (its subject UID)."""
     values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
     if not values:
         raise SignatureError("certificate names no agency (no subject UID)", reason=Reason.SENDER_MISMATCH)
