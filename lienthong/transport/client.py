@@ -99,30 +99,45 @@ def _to_record(raw: Any) -> Record:
                   {k: v for k, v in (raw.headers or [])}, raw.timestamp)
 
 
-# How long a transactional producer's I/O thread waits before sending again a transactional request the broker
-# asked it to retry. The one that matters: the first AddPartitionsToTxn of a transaction begun right after a commit
-# is refused with CONCURRENT_TRANSACTIONS while the broker still writes the previous commit's markers (a few ms).
-# The Java client retries that one after 20 ms instead of retry.backoff.ms (KAFKA-5477); kafka-python 3.0 computes
-# the lower value but its sender sleeps its own retry_backoff_ms (100 ms), so every transaction that follows
-# another started 100 ms late. Measured here (bench/README.md): back-to-back transactions of 10 records took
-# 117 ms to flush with 100 ms, 35 with 20, 17-20 with 5.
+# How long a transactional producer waits before sending again the first AddPartitionsToTxn of a transaction, when
+# the broker refused it with CONCURRENT_TRANSACTIONS because it was still writing the previous commit's markers (a
+# few ms). The Java client waits 20 ms for that one request instead of retry.backoff.ms (KAFKA-5477). kafka-python
+# 3.0 computes the lower value on the request's handler, but its sender thread sleeps its own retry_backoff_ms
+# (100 ms), so every transaction that followed another started 100 ms late. Measured here (bench/README.md):
+# back-to-back transactions of 10 records took 117 ms to flush with 100 ms, 35 with 20, 17-20 with 5.
 TRANSACTION_RETRY_BACKOFF_MS = 5
 
 
 def shorten_transaction_retry(producer: KafkaProducer, backoff_ms: int = TRANSACTION_RETRY_BACKOFF_MS) -> bool:
-    """Make a transactional producer's I/O thread retry transactional requests after backoff_ms.
+    """Make a transactional producer retry a refused first AddPartitionsToTxn after backoff_ms, as the Java client
+    does, and every other transactional request after retry_backoff_ms as before.
 
-    Only the sender thread's own setting changes: it is used for nothing but transactional requests (their retry
-    sleep, and the poll timeout while one is in flight, which a response ends early). Produce retries, metadata
-    refreshes and the transaction manager keep retry_backoff_ms. Returns False, with a warning, on a kafka-python
-    whose producer is not built this way (the transactions then work as before, only slower).
+    Two adjustments to kafka-python's objects: the transaction manager's backoff for that one retry, and the sender
+    thread made to sleep the backoff of the request it is about to send (the handler's own value, which is the
+    transaction manager's retry_backoff_ms unless that retry lowered it) instead of its fixed setting. Produce
+    retries, metadata refreshes and coordinator lookups keep retry_backoff_ms. Returns False, with a warning, on a
+    kafka-python whose producer is not built this way (transactions then work as before, only slower).
     """
-    sender_config = getattr(getattr(producer, "_sender", None), "config", None)
-    if not isinstance(sender_config, dict) or "retry_backoff_ms" not in sender_config:
+    sender = getattr(producer, "_sender", None)
+    manager = getattr(sender, "_transaction_manager", None)
+    sender_config = getattr(sender, "config", None)
+    if (manager is None or not isinstance(sender_config, dict) or "retry_backoff_ms" not in sender_config
+            or not hasattr(manager, "ADD_PARTITIONS_RETRY_BACKOFF_MS")
+            or not callable(getattr(manager, "next_request_handler", None))):
         log.warning("cannot shorten the transactional retry backoff on this kafka-python; back-to-back "
                     "transactions will each wait retry_backoff_ms")
         return False
-    sender_config["retry_backoff_ms"] = backoff_ms
+    manager.ADD_PARTITIONS_RETRY_BACKOFF_MS = backoff_ms
+    next_request_handler = manager.next_request_handler
+
+    def next_with_its_backoff(*args: Any, **kwargs: Any) -> Any:
+        handler = next_request_handler(*args, **kwargs)
+        backoff = getattr(handler, "retry_backoff_ms", None)
+        if isinstance(backoff, int):
+            sender_config["retry_backoff_ms"] = backoff  # what the sender sleeps before sending it again
+        return handler
+
+    manager.next_request_handler = next_with_its_backoff
     return True
 
 

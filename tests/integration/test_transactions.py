@@ -17,18 +17,33 @@ def test_back_to_back_transactions_commit_with_the_short_transactional_retry(kaf
     admin.close()
     publisher = Publisher(kafka_bootstrap, transactional_id=f"{topic}.tx")
     try:
-        # The sender thread retries transactional requests after the short backoff; produce retries, metadata
-        # refreshes and the transaction manager keep kafka-python's 100 ms. If a kafka-python upgrade moves the
-        # sender's settings, this fails here instead of every transaction silently starting 100 ms late.
+        # The refused first AddPartitionsToTxn of a transaction is retried after 5 ms; the sender sleeps whatever
+        # backoff the request it sends has (kafka-python's 100 ms for all others). If a kafka-python upgrade moves
+        # these objects, this fails here instead of every transaction silently starting 100 ms late.
         producer = publisher._producer
-        assert producer._sender.config["retry_backoff_ms"] == TRANSACTION_RETRY_BACKOFF_MS
+        manager = producer._sender._transaction_manager
+        assert manager.ADD_PARTITIONS_RETRY_BACKOFF_MS == TRANSACTION_RETRY_BACKOFF_MS
         assert producer.config["retry_backoff_ms"] == 100
+        wrapped, sent = manager.next_request_handler, []
+
+        def watched(*args: object) -> object:
+            handler = wrapped(*args)
+            if handler is not None:
+                sent.append((type(handler).__name__, handler.is_retry, handler.retry_backoff_ms,
+                             producer._sender.config["retry_backoff_ms"]))
+            return handler
+
+        manager.next_request_handler = watched
         for batch in range(20):  # each begins right after a commit: the broker refuses the first AddPartitionsToTxn
             publisher.begin()
             for i in range(3):
                 publisher.send(Outgoing(topic, f"{batch}/{i}".encode(), partition=None))
             publisher.flush(30)
             publisher.commit()
+        assert sent and all(backoff == sleeps for _, _, backoff, sleeps in sent), sent
+        assert all(backoff == TRANSACTION_RETRY_BACKOFF_MS for name, retry, backoff, _ in sent
+                   if retry and name == "AddPartitionsToTxnHandler"), sent
+        assert all(backoff == 100 for name, _, backoff, _ in sent if name != "AddPartitionsToTxnHandler"), sent
     finally:
         publisher.close()
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, isolation_level="read_committed",
