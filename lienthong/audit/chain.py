@@ -118,27 +118,33 @@ def verify_chain(rows: Iterable[Sequence[Any]], checkpoint_seqs: set[int], check
     report = Report(last_seq=start_seq - 1, last_checkpoint_seq=start_seq - 1)
     expected_seq, expected_prev, earlier = start_seq, start_hash, earlier_hash
     encode, sha256, tag = _encode, _sha256, _TAG
+    # One set lookup per row for both reasons to look closer: a checkpoint to check, or the end of a range.
+    stops = checkpoint_seqs if last_seq is None else checkpoint_seqs | {last_seq}
     iterator = iter(rows)
     for row in iterator:
-        seq, prev_hash, row_hash = row[0], bytes(row[1]), bytes(row[2])
+        # The drivers give bytes for the hashes (psycopg and sqlite3 alike); a buffer would compare and concatenate
+        # the same, and the classification below copies them to bytes itself.
+        seq, prev_hash, row_hash = row[0], row[1], row[2]
         if (seq != expected_seq or prev_hash != expected_prev
                 or sha256(tag + prev_hash + sha256(encode(row[3:]).encode()).digest()).digest() != row_hash):
             after = next(iterator, None)
-            report.rows += 1
+            report.rows = expected_seq - start_seq + 1  # the rows that held, and this one
             report.findings.append(_classify(row, after, expected_seq, expected_prev, earlier))
             return report
-        if seq in checkpoint_seqs:
-            error = check_checkpoint(seq, row_hash)
-            if error:
-                report.rows += 1
-                report.findings.append(Finding(Problem.CHECKPOINT, seq, error))
-                return report
-            report.checkpoints += 1
-            report.last_checkpoint_seq = seq
-        report.rows += 1
+        if seq in stops:
+            if seq in checkpoint_seqs:
+                error = check_checkpoint(seq, bytes(row_hash))
+                if error:
+                    report.rows = seq - start_seq + 1
+                    report.findings.append(Finding(Problem.CHECKPOINT, seq, error))
+                    return report
+                report.checkpoints += 1
+                report.last_checkpoint_seq = seq
+            if seq == last_seq:  # a range ends here; a following row was only there to look ahead
+                expected_seq = seq + 1
+                break
         earlier, expected_prev, expected_seq = expected_prev, row_hash, seq + 1
-        if seq == last_seq:  # a range ends here; a following row was only there to look ahead
-            break
+    report.rows = expected_seq - start_seq
     report.last_seq = expected_seq - 1
     beyond = sorted(s for s in checkpoint_seqs if s > report.last_seq)
     if beyond and last_seq is None:
