@@ -323,11 +323,6 @@ def audit_event_model(rec: dict[str, Any]) -> AuditEvent:
         raise DecodingError(f"audit event cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc
 
 
-def audit_events_records(events: list[AuditEvent]) -> list[dict[str, Any]]:
-    """AuditEvents records holding `events` in order, at most AUDIT_EVENTS_PER_RECORD each."""
-    return grouped_audit_records([audit_event_record(e) for e in events])
-
-
 def grouped_audit_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """AuditEvents records holding AuditEvent records in order, at most AUDIT_EVENTS_PER_RECORD each."""
     return [{"events": records[i:i + AUDIT_EVENTS_PER_RECORD]} for i in range(0, len(records), AUDIT_EVENTS_PER_RECORD)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.agencies import is_group_address
-from lienthong.audit.events import AuditEvent, AuditEventType
+from lienthong.audit.events import AuditEventType
 from lienthong.ballots import Ballot, BallotAnswer
 from lienthong.certificates import agency_of
 from lienthong.directory.view import DirectoryView
@@ -17,7 +17,7 @@ from lienthong.envelope import Envelope, EnvelopeCodec, ensure_bytes
 from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
 from lienthong.messages import PAYLOADS_OF_KIND, Message, MessageHeader, MessageKind, own_root_id
 from lienthong.notices import StatusCode, StatusNotice
-from lienthong.records import audit_event_model, to_millis
+from lienthong.records import to_millis
 from lienthong.reports import Report
 from router.stories import asks_agreement
 
@@ -260,8 +260,3 @@ def audit_records(decision: Decision, position: Position, now: dt.datetime,
                              reason=reason) for r in decision.recipients)
     return records
 
-
-def audit_events(decision: Decision, position: Position, now: dt.datetime,
-                 raw: bytes | None = None) -> list[AuditEvent]:
-    """The audit trail of one decision as events, as the projector will read them back from the topic."""
-    return [audit_event_model(r) for r in audit_records(decision, position, now, raw)]

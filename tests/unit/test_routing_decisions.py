@@ -5,13 +5,13 @@ import datetime as dt
 
 import pytest
 
-from lienthong.audit.events import AuditEventType
+from lienthong.audit.events import AuditEvent, AuditEventType
 from lienthong.directory.view import DirectoryView
 from lienthong.envelope import Envelope
 from lienthong.errors import Reason, RoutingError
 from lienthong.notices import StatusCode
-from lienthong.records import AUDIT_EVENTS, decode_audit
-from router.decisions import Accepted, Position, Rejected, audit_events, audit_records, decide
+from lienthong.records import AUDIT_EVENTS, audit_event_model, decode_audit
+from router.decisions import Accepted, Decision, Position, Rejected, audit_records, decide
 from tests.support import (
     MINISTRY_A,
     MINISTRY_B,
@@ -34,6 +34,12 @@ def _now() -> None:
     NOW = dt.datetime.now(dt.UTC)
 SKEW = dt.timedelta(minutes=5)
 ENV = envelopes()
+
+
+def audit_events(decision: Decision, position: Position, now: dt.datetime,
+                 raw: bytes | None = None) -> list[AuditEvent]:
+    """The audit trail of one decision as the projector reads it back from the topic."""
+    return [audit_event_model(r) for r in audit_records(decision, position, now, raw)]
 
 
 def reencode(envelope: Envelope) -> bytes:
