@@ -118,7 +118,7 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
             decide(value, view, envelopes, now, skew, window, placement)
             times["decide"].append((clock() - t0) / 1000)
             t0 = clock()
-            router.route(record, now)
+            router.route(record, now, router.decide_batch([record], now)[0])
             times["route"].append((clock() - t0) / 1000)
         _produce(publisher, subscriber, outgoing, times, bus)
     finally:

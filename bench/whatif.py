@@ -115,13 +115,16 @@ def _txn_retry_100() -> None:
 def _decide_per_record() -> None:
     from router import service
 
-    original = service.Router.decide_batch
+    decide_batch, route = service.Router.decide_batch, service.Router.route
 
-    def one_at_a_time(self: Any, records: Any, now: dt.datetime) -> list[Any]:
-        # Router.route decides a record itself when given no decision: one at a time, between the sends.
-        return original(self, records, now) if len(records) == 1 else [None] * len(records)
+    def nothing_yet(self: Any, records: Any, now: dt.datetime) -> list[Any]:
+        return [None] * len(records)
 
-    service.Router.decide_batch = one_at_a_time  # type: ignore[method-assign]
+    def decide_then_route(self: Any, record: Any, now: dt.datetime, decision: Any) -> Any:
+        return route(self, record, now, decide_batch(self, [record], now)[0])  # one at a time, between the sends
+
+    service.Router.decide_batch = nothing_yet  # type: ignore[method-assign]
+    service.Router.route = decide_then_route  # type: ignore[method-assign]
 
 
 def _switch(seconds: float) -> Callable[[], None]:

@@ -175,11 +175,9 @@ class Router:
                 decisions.append(Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}"))
         return decisions
 
-    def route(self, record: Record, now: dt.datetime, decision: Decision | None = None) -> list[Outgoing]:
-        """Everything one ingress record turns into: deliveries or a DLQ record, and its audit events (its decision
-        made here unless decide_batch made it)."""
-        if decision is None:
-            decision = self.decide_batch([record], now)[0]
+    def route(self, record: Record, now: dt.datetime, decision: Decision) -> list[Outgoing]:
+        """Everything one ingress record and its decision turn into: deliveries or a DLQ record, and its audit
+        events."""
         arrived = record.time or now
         topics, seen = self.bus.topics, self.conn.seen
         out: list[Outgoing] = []
