@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -77,9 +78,10 @@ class Record:
     headers: dict[str, bytes] = field(default_factory=dict)
     timestamp_ms: int = 0
 
-    @property
+    @functools.cached_property
     def time(self) -> dt.datetime | None:
-        """The record's timestamp in UTC (on ingress, the broker's append time); None if it carries none."""
+        """The record's timestamp in UTC (on ingress, the broker's append time); None if it carries none. Computed
+        once: the router reads it when it decides a record and again when it routes it."""
         return dt.datetime.fromtimestamp(self.timestamp_ms / 1000, dt.UTC) if self.timestamp_ms else None
 
 
