@@ -335,7 +335,7 @@ class AuditStore:
             # On PostgreSQL a server-side cursor: psycopg's ordinary cursor holds the whole result in memory from the
             # first call, which for a chain of tens of millions of rows is gigabytes; this one fetches `batch` rows
             # at a time. SQLite's cursor steps through the table anyway.
-            server_side = conn.dialect.name == "postgresql"
+            server_side = self._dialect == "postgresql"
             if server_side:
                 # Walk the primary key in order. Planned from the statistics of a freshly filled table, the range
                 # looked small and PostgreSQL chose a bitmap scan and a sort, which spilled to disk: 400 ms of
@@ -434,10 +434,8 @@ def _verify_range(job: tuple[str, bytes, dict[int, Checkpoint], int, int, bool])
 
     ca_certificate = x509.load_pem_x509_certificate(ca_pem)
     codec = SingleObjectCodec(SchemaSet())
-    engine = make_engine(url)
+    store = AuditStore(url, codec, upgrade=False)  # the parent checked the schema; this process only reads
     try:
-        store = AuditStore.__new__(AuditStore)
-        store.engine = engine
         # The two rows before the range give its starting hashes; the range before checks them. If one is
         # missing, that range reports it, and its finding comes first when the reports are joined.
         hashes = {row[0]: bytes(row[2]) for row in store.flat_rows(max(1, first - 2), first - 1)} if first > 1 else {}
@@ -449,7 +447,7 @@ def _verify_range(job: tuple[str, bytes, dict[int, Checkpoint], int, int, bool])
                                                                                         if s >= first}
         return verify_chain(in_range, selected, checker, first, start_hash, earlier, None if is_last else last)
     finally:
-        engine.dispose()
+        store.close()
 
 
 def checkpoint_checker(checkpoints: dict[int, Checkpoint], ca_certificate: x509.Certificate,
