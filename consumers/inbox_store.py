@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.expression import ColumnClause
 
-from lienthong.db import make_engine
+from lienthong.db import as_utc, make_engine
 from lienthong.documents import BusinessType, OfficialDocument
 from lienthong.envelope import Envelope
 from lienthong.errors import ConfigurationError, NotFoundError
@@ -112,10 +112,6 @@ quarantine = Table(
 
 # Arrival order among rows received in the same instant.
 _ROWID: ColumnClause[int] = literal_column("documents.rowid", Integer())
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def safe_filename(name: str, index: int) -> str:
@@ -286,7 +282,7 @@ class InboxStore:
 
     def _stored(self, conn: Connection, r: Any) -> StoredDocument:
         return StoredDocument(r.message_id, r.document_id, r.sender, r.subject, r.digest, Path(r.folder),
-                              _utc(r.received_at), self._last_status(conn, r.message_id),
+                              as_utc(r.received_at), self._last_status(conn, r.message_id),
                               r.root_id or r.document_id, BusinessType(r.business_type or 0))
 
     def documents(self) -> list[StoredDocument]:
@@ -326,7 +322,7 @@ class InboxStore:
     def notices(self, *, with_receipts: bool = False) -> list[dict[str, object]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(notices).order_by(notices.c.time)).mappings().all()
-        return [{k: _utc(v) if isinstance(v, dt.datetime) else v for k, v in r.items()
+        return [{k: as_utc(v) if isinstance(v, dt.datetime) else v for k, v in r.items()
                  if with_receipts or k != "signed"} for r in rows]
 
     def quarantined(self) -> list[dict[str, object]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,8 +45,15 @@ def display_url(url: str) -> str:
         return "<invalid URL>"
 
 
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """A stored time as an aware UTC datetime: SQLite gives back naive ones (stored as UTC), PostgreSQL aware ones."""
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as an aware UTC datetime: SQLite gives back naive ones (stored as UTC), PostgreSQL aware ones;
+    None (a NULL column) stays None."""
+    if value is None:
+        return None
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 from lienthong.agencies import GROUP_PREFIX, KIND_GROUPS, Agency, AgencyKind, check_agency_code, is_group_address
 from lienthong.certificates import agency_of, fingerprint
-from lienthong.db import make_engine
+from lienthong.db import as_utc, make_engine
 from lienthong.directory.entries import (
     AgencyEntry,
     CertificateEntry,
@@ -68,11 +68,6 @@ regimes = Table(
     Column("body", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 class DirectoryStore:
@@ -173,7 +168,7 @@ class DirectoryStore:
                 # The usage is read from the certificate's own KeyUsage, so no column can disagree with it.
                 out.append(CertificateEntry(fingerprint=row.fingerprint, agency=row.agency,
                                             der=cert.public_bytes(serialization.Encoding.DER),
-                                            revoked_at=_utc(row.revoked_at), usage=usage_of(cert)))
+                                            revoked_at=as_utc(row.revoked_at), usage=usage_of(cert)))
             members: dict[str, list[str]] = {}
             for row in conn.execute(select(group_members).order_by(group_members.c.agency)).all():
                 members.setdefault(row.group_name, []).append(row.agency)
