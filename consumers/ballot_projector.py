@@ -78,16 +78,11 @@ pending_answers = Table(
 applied = replay_ledger(metadata, "ballot")
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else as_utc(value)
-
-
 @dataclass(frozen=True)
 class Projected:
     """What one message changed: 'ballot', 'answer', or '' for a replay or a message of another kind."""
 
     what: str
-    ballot_id: str = ""
 
 
 class BallotStore:
@@ -99,8 +94,8 @@ class BallotStore:
         metadata.create_all(self.engine)
 
     def _insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:
-        """Insert unless the key is there; True if inserted. RETURNING tells, where rowcount does not (psycopg 3
-        reports -1 for an INSERT … ON CONFLICT DO NOTHING)."""
+        """Insert unless the key (or another unique column) is there; True if inserted. RETURNING tells, where
+        rowcount does not (psycopg 3 reports -1 for an INSERT … ON CONFLICT DO NOTHING)."""
         keys = list(table.primary_key.columns)
         stmt = upsert_insert(self.engine)(table).values(**values).on_conflict_do_nothing().returning(*keys)
         return conn.execute(stmt).first() is not None
@@ -135,11 +130,10 @@ class BallotStore:
         """Keep an answer to a ballot not recorded here yet, out of the tally; True if it was not set aside
         before. If the ballot was recorded meanwhile, the answer is admitted (or refused) at once."""
         with self.engine.begin() as conn:
-            new = conn.execute(
-                upsert_insert(self.engine)(pending_answers).values(
-                    message_id=message_id, ballot_id=answer.ballot_id, member=member, option=answer.option,
-                    comment=answer.comment, answered_at=answer.time.astimezone(dt.UTC), delivered_at=delivered_at)
-                .on_conflict_do_nothing().returning(pending_answers.c.id)).first() is not None
+            new = self._insert_if_absent(conn, pending_answers, {  # its message id is unique: set aside once
+                "message_id": message_id, "ballot_id": answer.ballot_id, "member": member, "option": answer.option,
+                "comment": answer.comment, "answered_at": answer.time.astimezone(dt.UTC),
+                "delivered_at": delivered_at})
         ballot = self.find(answer.ballot_id)
         if ballot is not None:  # `ballot open` recorded it between our look and our write
             with self.engine.begin() as conn:
@@ -190,17 +184,13 @@ class BallotStore:
                       options=tuple(json.loads(row.options)), deadline=as_utc(row.deadline),
                       members=tuple(json.loads(row.members)))
 
-    def ballot_ids(self) -> list[str]:
-        with self.engine.connect() as conn:
-            return [r.ballot_id for r in conn.execute(select(ballots.c.ballot_id).order_by(ballots.c.deadline))]
-
     def answers(self, ballot_id: str) -> list[CastAnswer]:
         """The answers kept for a ballot, in the order the members answered."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(ballot_answers).where(ballot_answers.c.ballot_id == ballot_id)
                                 .order_by(ballot_answers.c.answered_at, ballot_answers.c.member)).all()
         return [CastAnswer(r.member, r.option, r.comment, as_utc(r.answered_at),
-                           _utc(r.delivered_at)) for r in rows]
+                           as_utc(r.delivered_at)) for r in rows]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -226,7 +216,7 @@ class BallotProjector:
     def project(self, message: Message, delivered_at: dt.datetime | None = None) -> Projected:
         payload = message.payload
         if isinstance(payload, Ballot):
-            return Projected("ballot" if self.store.record_ballot(payload) else "", payload.ballot_id)
+            return Projected("ballot" if self.store.record_ballot(payload) else "")
         if not isinstance(payload, BallotAnswer):
             return Projected("")
         member = message.header.sender  # verified by the receiver: the answer is signed with this member's key
@@ -243,4 +233,4 @@ class BallotProjector:
                                                                "reason": exc.reason.value})
             return Projected("")
         new = self.store.record_answer(member, payload, message.header.message_id, delivered_at)
-        return Projected("answer" if new else "", payload.ballot_id)
+        return Projected("answer" if new else "")
