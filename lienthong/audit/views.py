@@ -28,8 +28,10 @@ class RecipientView(BaseModel):
     delivered_at: dt.datetime | None = Field(description="When the bus put the document in its inbox")
     steps: list[StatusStepView] = Field(description="Every status notice it sent about the document, in order")
     answered: bool = Field(description="It has accepted, rejected or otherwise handled the document (not just 01)")
-    state: str = Field(description=f"'{WAITING}' until it answers, then the label of its latest status",
-                       examples=["accepted", "rejected", WAITING])
+    state: str = Field(description=f"Its state of the document now, by the router's rules (as `lienthong audit show` "
+                       f"gives it): '{WAITING}' while the story waits for it (to answer the document, or a revoke or "
+                       "update request), else the label of its status (a refused recall, 16, returns it to the state "
+                       "the request interrupted)", examples=["accepted", "rejected", WAITING])
     reason: str | None = Field(None, description="The latest reason it gave, if any")
 
 
@@ -146,11 +148,11 @@ def _label(code: str | None) -> str | None:
 
 
 def recipient_view(r: RecipientTimeline, names: dict[str, str]) -> RecipientView:
-    latest = r.latest
+    # The timeline's own state, the one `audit show` prints and the waiting list is made of: one rule, not two.
     return RecipientView(
         recipient=r.recipient, name=names.get(r.recipient), delivered_at=r.delivered_at,
         steps=[StatusStepView(status=s.status.value, label=s.status.label, at=s.at, reason=s.reason) for s in r.steps],
-        answered=r.answered, state=latest.status.label if r.answered and latest else WAITING,
+        answered=r.answered, state=WAITING if r.waiting else StatusCode(r.state).label,
         reason=next((s.reason for s in reversed(r.steps) if s.reason), None))
 
 

@@ -48,3 +48,26 @@ def test_gateway_refuses_a_message_over_the_limit_before_it_reaches_the_broker()
     with pytest.raises(ValidationError, match="over the limit of 100,000 bytes") as err:
         gateway.send_document(big, [MINISTRY_A])
     assert err.value.reason == Reason.MESSAGE_TOO_LARGE
+
+
+def test_the_auditor_api_gives_each_recipient_the_state_audit_show_gives() -> None:
+    from lienthong.audit.views import WAITING, recipient_view
+
+    def revoke(n: int, event: E, **kw: str | None) -> AuditEvent:
+        return ev(n, event, **kw).model_copy(update={"message_id": "revoke"})  # delivered as its request 13
+
+    events = [
+        ev(1, E.SUBMITTED), ev(2, E.ROUTED),
+        ev(3, E.DELIVERED, recipient=MINISTRY_A), ev(4, E.DELIVERED, recipient=MINISTRY_B),
+        ev(5, E.STATUS, MINISTRY_A, OFFICE, "03", "STATUS_NOTICE"),
+        ev(6, E.STATUS, MINISTRY_B, OFFICE, "03", "STATUS_NOTICE"),
+        revoke(7, E.DELIVERED, recipient=MINISTRY_A), revoke(8, E.STATUS, recipient=MINISTRY_A, status="13"),
+        revoke(9, E.DELIVERED, recipient=MINISTRY_B), revoke(10, E.STATUS, recipient=MINISTRY_B, status="13"),
+        ev(11, E.STATUS, MINISTRY_A, OFFICE, "16", "STATUS_NOTICE", reason="văn bản vẫn đang thực hiện"),
+    ]
+    timeline = build_timeline("doc", events)
+    a, b = (recipient_view(timeline.recipients[code], {}) for code in (MINISTRY_A, MINISTRY_B))
+    # A refused the recall: back to where the 13 found it, accepted; B has not answered the request yet.
+    assert timeline.states == {MINISTRY_A: "03", MINISTRY_B: "13"}
+    assert (a.state, b.state) == (StatusCode.ACCEPTED.label, WAITING)
+    assert timeline.waiting == [MINISTRY_B]
