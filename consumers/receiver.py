@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from consumers.inbox_store import InboxStore
 from lienthong.confidential import RecipientKey, open_document
 from lienthong.directory.sync import DirectoryFollower
-from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
+from lienthong.documents import ConfidentialDocument, OfficialDocument
 from lienthong.envelope import ensure_bytes
 from lienthong.errors import DecodingError, LienthongError, Reason, SignatureError
-from lienthong.messages import Message, utc_now
+from lienthong.messages import Message, asks_agreement, utc_now
 from lienthong.metrics import ReceiverMetrics
 from lienthong.notices import StatusCode, StatusNotice, check_transition
 from lienthong.transport.client import Record, Subscriber
@@ -36,18 +36,6 @@ class Received:
     kind: str
     message: Message | None
     detail: str = ""
-
-
-def arrival_state(message: Message, confidential: bool) -> StatusCode | None:
-    """The recipient's state after a document arrives, by the router's rule (router/stories.py `asks_agreement`):
-    a revoke or update asks for agreement (13); so does a confidential lifecycle request of any type, since the
-    router cannot read its type; a new document, a new delivery of it or a replacement is delivered (None)."""
-    document = message.payload
-    if not isinstance(document, OfficialDocument) or message.header.root_id == document.document_id:
-        return None
-    if confidential or document.business.type != BusinessType.REPLACE:
-        return StatusCode.RECALL_REQUESTED
-    return None
 
 
 class Receiver:
@@ -105,6 +93,9 @@ class Receiver:
             recipients = self.follower.view.expand(message.header.recipients, sender=message.header.sender)
             if self.agency not in recipients:
                 raise SignatureError(f"message is not addressed to {self.agency}", reason=Reason.UNKNOWN_RECIPIENT)
+            # The recipient's state once it arrives, by the router's rule on the message as signed: a revoke or update
+            # asks for agreement (13); a new document, a new delivery of it or a replacement is delivered (None).
+            arrival = StatusCode.RECALL_REQUESTED if asks_agreement(message) else None
             confidential = isinstance(message.payload, ConfidentialDocument)
             if confidential:  # verified first: decrypt only what its sender signed
                 message = self.decrypt(message)
@@ -116,7 +107,6 @@ class Receiver:
             return Received("quarantined", None, exc.message)
         if isinstance(message.payload, OfficialDocument):
             known = self.store.has(message.header.message_id)
-            arrival = arrival_state(message, confidential)
             if not known:
                 self.store.store_document(raw, envelope, message, confidential=confidential, state=arrival)
             stored = self.store.document(message.header.message_id)

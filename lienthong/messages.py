@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lienthong.agencies import AgencyCode
 from lienthong.ballots import Ballot, BallotAnswer
-from lienthong.documents import ConfidentialDocument, OfficialDocument
+from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
 from lienthong.dossiers import DossierStatusBatch
 from lienthong.notices import StatusNotice
 from lienthong.reports import Report
@@ -81,3 +81,19 @@ def utc_now() -> dt.datetime:
     # Millisecond precision: what timestamp-millis carries, so a round trip is exact.
     now = dt.datetime.now(dt.UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def is_lifecycle_request(message: Message) -> bool:
+    """A document that acts on another one (revoke, update, replace) names that document as its root."""
+    payload = message.payload
+    return (isinstance(payload, (OfficialDocument, ConfidentialDocument))
+            and message.header.root_id != payload.document_id)
+
+
+def asks_agreement(message: Message) -> bool:
+    """A revoke or update asks each recipient to agree (status 13, answered by 15 or 16); so does a confidential
+    lifecycle request of any type, whose type only its recipients can read. The router and the receivers apply
+    this one rule (the receiver to the message as signed, before it decrypts it)."""
+    payload = message.payload
+    return is_lifecycle_request(message) and not (
+        isinstance(payload, OfficialDocument) and payload.business.type == BusinessType.REPLACE)

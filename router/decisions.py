@@ -15,11 +15,10 @@ from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocu
 from lienthong.dossiers import DossierStatusBatch
 from lienthong.envelope import Envelope, EnvelopeCodec, ensure_bytes
 from lienthong.errors import AuthorizationError, LienthongError, Reason, RoutingError, SignatureError
-from lienthong.messages import PAYLOADS_OF_KIND, Message, MessageHeader, MessageKind, own_root_id
+from lienthong.messages import PAYLOADS_OF_KIND, Message, MessageHeader, MessageKind, asks_agreement, own_root_id
 from lienthong.notices import StatusCode, StatusNotice
 from lienthong.records import to_millis
 from lienthong.reports import Report
-from router.stories import asks_agreement
 
 
 @dataclass(frozen=True)

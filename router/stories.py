@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lienthong.ballots import Ballot, BallotAnswer
-from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
+from lienthong.documents import ConfidentialDocument, OfficialDocument
 from lienthong.errors import Reason, RoutingError
-from lienthong.messages import Message
+from lienthong.messages import Message, asks_agreement, is_lifecycle_request
 from lienthong.notices import StatusCode, StatusNotice
 from lienthong.notices import advance as advance_status
 from lienthong.records import from_millis, to_millis
@@ -81,20 +81,6 @@ class StoryBook(PartitionState[Story]):
 
     def put(self, partition: int, story: Story) -> None:
         self._of(partition)[story.root_id] = story
-
-
-def is_lifecycle_request(message: Message) -> bool:
-    """A document that acts on another one (revoke, update, replace) names that document as its root."""
-    payload = message.payload
-    return (isinstance(payload, (OfficialDocument, ConfidentialDocument))
-            and message.header.root_id != payload.document_id)
-
-
-def asks_agreement(message: Message) -> bool:
-    """A revoke or update (or a confidential lifecycle request): status 13 for each recipient it goes to."""
-    payload = message.payload
-    return is_lifecycle_request(message) and not (
-        isinstance(payload, OfficialDocument) and payload.business.type == BusinessType.REPLACE)
 
 
 def has_story(message: Message) -> bool:

@@ -11,6 +11,7 @@ from consumers.receiver import Received, Receiver
 from lienthong.agencies import check_address, check_agency_code
 from lienthong.cli.common import bus, emit_json, out, table
 from lienthong.documents import BusinessType, Priority
+from lienthong.messages import asks_agreement, is_lifecycle_request
 from lienthong.metrics import serve
 from lienthong.notices import StatusCode
 from lienthong.wiring import Bus
@@ -165,9 +166,9 @@ def _describe(item: Received) -> list[str]:
     if item.kind == "document":
         subject = getattr(payload, "subject", "")
         business = getattr(payload, "business", None)
-        if business is not None and header.root_id != getattr(payload, "document_id", header.root_id):
+        if business is not None and is_lifecycle_request(item.message):
             # A revoke or update waits for `inbox reply … 15|16`; a replacement was acknowledged (01) like any.
-            asks = ", answer 15 or 16" if business.type != BusinessType.REPLACE else ""
+            asks = ", answer 15 or 16" if asks_agreement(item.message) else ""
             subject += f" ({business.type.name.lower()}{asks}: {business.reason})"  # no [..]: rich markup
         return ["document", header.sender, header.root_id, subject]
     status = getattr(payload, "status", None)
