@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 from lienthong.audit.events import AuditEvent
 from lienthong.audit.store import AuditStore
+from lienthong.codec import SingleObjectCodec
 from lienthong.errors import LienthongError
 from lienthong.metrics import ProjectorMetrics
 from lienthong.records import decode_audit
-from lienthong.transport.client import Subscriber
+from lienthong.transport.client import Record, Subscriber
 from lienthong.wiring import Bus
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,9 @@ class AuditProjector:
             # Decoded while the store writes: on PostgreSQL the rows already made stream to the server meanwhile.
             nonlocal decoded
             for record in records:
-                try:
-                    read = decode_audit(self.bus.envelopes.codec, record.value)
-                except LienthongError as exc:
+                read = _decoded(self.bus.envelopes.codec, record)
+                if read is None:
                     self.metrics.events.labels("unreadable").inc()
-                    log.error("audit record unreadable, skipped", extra={
-                        "partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
                     continue
                 decoded += len(read)
                 yield from read
@@ -72,6 +70,16 @@ class AuditProjector:
         self.consumer.close()
 
 
+def _decoded(codec: SingleObjectCodec, record: Record) -> list[AuditEvent] | None:
+    """The events of one audit topic record; None, logged, if it cannot be read (it is skipped, not retried)."""
+    try:
+        return decode_audit(codec, record.value)
+    except LienthongError as exc:
+        log.error("audit record unreadable, skipped",
+                  extra={"partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
+        return None
+
+
 def rebuild(bus: Bus, store: AuditStore, chunk: int = 5_000) -> int:
     """Write every committed audit event on the topic into store (rows already there are kept as they are).
 
@@ -82,12 +90,7 @@ def rebuild(bus: Bus, store: AuditStore, chunk: int = 5_000) -> int:
     total = 0
     try:
         for record in reader.read_to_end(timeout_s=600):
-            try:
-                events.extend(decode_audit(bus.envelopes.codec, record.value))
-            except LienthongError as exc:
-                log.error("audit record unreadable, skipped",
-                          extra={"partition": record.partition, "offset": record.offset, "reason": exc.reason.value})
-                continue
+            events.extend(_decoded(bus.envelopes.codec, record) or ())
             if len(events) >= chunk:
                 store.add(events)
                 total += len(events)
