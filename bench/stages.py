@@ -20,9 +20,9 @@ from bench.environment import Item
 from lienthong.certificates import agency_of
 from lienthong.errors import LienthongError
 from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, to_millis
-from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber, key_partition
+from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber
 from lienthong.wiring import Bus
-from router.decisions import Accepted, Placement, Position, audit_records, authorize, check_identity, decide
+from router.decisions import Accepted, Position, audit_records, authorize, check_identity, decide
 from router.service import Router
 from router.stories import StoryBook, advance, story_record
 
@@ -85,8 +85,7 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
             t3 = clock()
             if agency_of(signer.certificate) != signer.agency:
                 raise LienthongError("certificate subject and directory disagree")
-            placement = Placement(record.key, record.partition,
-                                  key_partition(record.key, partitions) if record.key is not None else None)
+            placement = router._placement(record)
             check_identity(message, signer.agency, placement)
             if not (now - window <= message.header.created_at <= now + skew):
                 raise LienthongError("message time outside the window")
