@@ -103,6 +103,15 @@ class Bus:
         view = DirectoryView(read_certificate(self.settings.ca_dir / "ca.cert.pem"))
         return DirectoryFollower(self.topic_reader(self.topics.directory), self.envelopes, view)
 
+    def directory_view(self) -> DirectoryView:
+        """The directory as published on the bus now (what the router checks against), read once."""
+        follower = self.directory_follower()
+        try:
+            follower.catch_up()
+        finally:
+            follower.close()
+        return follower.view
+
     def audit_store(self, url: str | None = None, *, writer: bool = False, read_only: bool = False) -> AuditStore:
         """The audit store; a writer (the projector) signs checkpoints with the operator key; a read-only one
         does not touch the schema, so it can run on a database role that may only SELECT."""

@@ -53,16 +53,6 @@ def _ballot_store(b: Bus) -> BallotStore:
     return BallotStore(b.settings.projections_db_url())
 
 
-def _members(b: Bus, office: str, to: list[str]) -> tuple[str, ...]:
-    """The agency codes the addresses reach, in the directory published on the bus (as the router expands them)."""
-    follower = b.directory_follower()
-    try:
-        follower.catch_up()
-        return follower.view.expand(to, sender=office)
-    finally:
-        follower.close()
-
-
 def _when(value: dt.datetime | None) -> str:
     return value.astimezone(VIETNAM).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
@@ -85,7 +75,7 @@ def open_ballot(ctx: typer.Context,
     now = utc_now()
     closes = parse_deadline(deadline, now)
     b = bus(ctx)
-    members = _members(b, office, to)
+    members = b.directory_view().expand(to, sender=office)  # as the router expands the addresses
     ballot = Ballot(ballot_id=make_ballot_id(office, now.astimezone(VIETNAM).date(), number), question=question,
                     description=description, options=tuple(option), deadline=closes, members=members)
     store = _ballot_store(b)

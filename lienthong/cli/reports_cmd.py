@@ -75,16 +75,6 @@ def list_regimes(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
             ", ".join(i.code for i in r.indicators), f"+{r.due_days} d", f"+{r.accept_days} d"] for r in regimes])
 
 
-def _directory(b: Bus) -> DirectoryView:
-    """The directory as published on the bus: what the router checks reports against."""
-    follower = b.directory_follower()
-    try:
-        follower.catch_up()
-    finally:
-        follower.close()
-    return follower.view
-
-
 def _values(pairs: list[str]) -> tuple[IndicatorValue, ...]:
     found: list[IndicatorValue] = []
     for pair in pairs:
@@ -113,7 +103,7 @@ def send(ctx: typer.Context,
     check_agency_code(sender)
     indicator_values = _values(value)
     b = bus(ctx)
-    regime = _directory(b).regime(regime_code)
+    regime = b.directory_view().regime(regime_code)
     report = Report(report_id=make_report_id(sender, regime.code, period_label.strip()), regime=regime.code,
                     period=period_label.strip(), values=indicator_values, note=note, time=utc_now())
     # The router decides; these are its checks made early, so a clerk sees the reason here, not in the DLQ.
@@ -172,7 +162,7 @@ def _display(b: Bus) -> str:
 
 
 def _regime_and_period(b: Bus, regime_code: str, period_label: str) -> tuple[DirectoryView, Regime, Period]:
-    view = _directory(b)
+    view = b.directory_view()
     regime = view.regime(regime_code)
     return view, regime, Period.parse(period_label.strip(), regime.period_type)
 
