@@ -8,7 +8,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 
 from lienthong.errors import DecodingError, Reason
-from lienthong.schemas import SchemaSet
+from lienthong.schemas import SchemaSet, WireSchema
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
@@ -28,12 +28,20 @@ class SingleObjectCodec:
         schemaless_writer(out, schema.parsed, record)
         return out.getvalue()
 
-    def decode(self, data: bytes, expected: str) -> dict[str, Any]:
-        """Decode a single-object frame whose writer schema must be a version of `expected`."""
+    def writer_name(self, data: bytes) -> str:
+        """The name of the schema a single-object frame was written with (raises if it is no frame, or the schema
+        is unknown): for a reader that takes more than one record type from one topic."""
+        return self._writer(data).name
+
+    def _writer(self, data: bytes) -> WireSchema:
         if not isinstance(data, (bytes, bytearray)) or len(data) < HEADER_LEN or data[:2] != MAGIC:
             raise DecodingError("not an Avro single-object frame (expected the bytes C3 01 and a fingerprint)",
                                 reason=Reason.NOT_SINGLE_OBJECT, raw=bytes(data or b""))
-        writer = self.schemas.by_fingerprint(bytes(data[2:HEADER_LEN]))
+        return self.schemas.by_fingerprint(bytes(data[2:HEADER_LEN]))
+
+    def decode(self, data: bytes, expected: str) -> dict[str, Any]:
+        """Decode a single-object frame whose writer schema must be a version of `expected`."""
+        writer = self._writer(data)
         if writer.name != expected:
             raise DecodingError(f"expected a {expected} record, got {writer.name}",
                                 reason=Reason.UNKNOWN_SCHEMA, raw=bytes(data))

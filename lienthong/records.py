@@ -332,10 +332,6 @@ def decode_audit(codec: SingleObjectCodec, value: bytes | None) -> list[AuditEve
     """The events of one audit topic record: an AuditEvents record, or a single AuditEvent as routers wrote them
     before (the topic keeps everything, so both stay readable)."""
     data = value or b""
-    try:
-        single = codec.schemas.by_fingerprint(bytes(data[2:10])).name == AUDIT_EVENT
-    except LienthongError:
-        single = False  # decode says what is wrong with it
-    if single:
+    if codec.writer_name(data) == AUDIT_EVENT:
         return [audit_event_model(codec.decode(data, AUDIT_EVENT))]
     return [audit_event_model(e) for e in codec.decode(data, AUDIT_EVENTS)["events"]]
