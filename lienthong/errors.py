@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class Reason(StrEnum):
@@ -115,3 +116,14 @@ class BrokerAuthorizationError(BrokerError):
     the identity or the ACLs must be fixed by the operator."""
 
     reason = Reason.NOT_AUTHORIZED
+
+
+def first_error(exc: Any) -> tuple[str, Reason]:
+    """The first error of a pydantic ValidationError as one line ('field: what is wrong'), and its reason: the
+    LienthongError's a validator raised, else invalid-content."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    text = first["msg"].removeprefix("Value error, ")
+    cause = first.get("ctx", {}).get("error")
+    return (f"{where}: {text}" if where else text), (
+        cause.reason if isinstance(cause, LienthongError) else Reason.INVALID_CONTENT)

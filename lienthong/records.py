@@ -26,7 +26,7 @@ from lienthong.documents import (
     WrappedKey,
 )
 from lienthong.dossiers import DOSSIER_BATCH, DossierStatusBatch
-from lienthong.errors import DecodingError, LienthongError, Reason
+from lienthong.errors import DecodingError, Reason, first_error
 from lienthong.messages import Message, MessageHeader, MessageKind, Payload
 from lienthong.notices import StatusCode, StatusNotice
 from lienthong.reports import Regime, Report
@@ -256,12 +256,8 @@ def message_model(rec: dict[str, Any]) -> Message:
 
 
 def _content_error(exc: PydanticValidationError) -> DecodingError:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    cause = first.get("ctx", {}).get("error")
-    reason = cause.reason if isinstance(cause, LienthongError) else Reason.INVALID_CONTENT
-    text = first["msg"].removeprefix("Value error, ")
-    return DecodingError(f"message content breaks a rule: {where}: {text}", reason=reason)
+    line, reason = first_error(exc)
+    return DecodingError(f"message content breaks a rule: {line}", reason=reason)
 
 
 def directory_entry_record(entry: DirectoryEntry, published_at: dt.datetime) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from lienthong.cli.common import bus, emit_json, out, table
 from lienthong.cli.messaging_cmd import gateway_for
 from lienthong.db import display_url
 from lienthong.dossiers import DossierStatusBatch, DossierStatusEvent
-from lienthong.errors import NotFoundError, Reason, ValidationError
+from lienthong.errors import NotFoundError, Reason, ValidationError, first_error
 from lienthong.messages import utc_now
 from lienthong.reports import VIETNAM
 
@@ -75,11 +75,8 @@ def read_events(path: Path, now: dt.datetime, clock_skew: dt.timedelta) -> list[
         try:
             event = DossierStatusEvent.model_validate(raw)
         except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            text = first["msg"].removeprefix("Value error, ")
-            raise ValidationError(f"{path} line {number}: {where + ': ' if where else ''}{text}; nothing was sent",
-                                  reason=_reason(first)) from exc
+            line, reason = first_error(exc)
+            raise ValidationError(f"{path} line {number}: {line}; nothing was sent", reason=reason) from exc
         if event.time > latest:
             raise ValidationError(f"{path} line {number}: dossier {event.dossier_code}: status time "
                                   f"{event.time.isoformat()} is in the future; nothing was sent",
@@ -88,11 +85,6 @@ def read_events(path: Path, now: dt.datetime, clock_skew: dt.timedelta) -> list[
     if not events:
         raise ValidationError(f"{path} holds no events; nothing was sent")
     return events
-
-
-def _reason(error: Any) -> Reason:
-    cause = error.get("ctx", {}).get("error")
-    return cause.reason if isinstance(cause, ValidationError) else Reason.INVALID_CONTENT
 
 
 @app.command("publish")

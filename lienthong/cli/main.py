@@ -22,7 +22,7 @@ from lienthong.cli import (
     services_cmd,
 )
 from lienthong.cli.common import bus, out, settings
-from lienthong.errors import LienthongError
+from lienthong.errors import LienthongError, first_error
 from lienthong.settings import Settings
 from lienthong.transport.client import broker_answers
 
@@ -102,10 +102,7 @@ def main() -> None:
         print(f"lienthong: error: {exc.message}", file=sys.stderr)
         sys.exit(1)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"]))
-        text = first["msg"].removeprefix("Value error, ")
-        print(f"lienthong: error: {where + ': ' if where else ''}{text}", file=sys.stderr)
+        print(f"lienthong: error: {first_error(exc)[0]}", file=sys.stderr)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

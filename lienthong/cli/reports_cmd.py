@@ -13,7 +13,7 @@ import typer
 from lienthong.agencies import check_agency_code
 from lienthong.cli.common import bus, emit_json, emit_rows, out, output_format, table
 from lienthong.directory.view import DirectoryView
-from lienthong.errors import ConfigurationError, ValidationError
+from lienthong.errors import ConfigurationError, ValidationError, first_error
 from lienthong.messages import utc_now
 from lienthong.provisioning import publish_directory
 from lienthong.reports import IndicatorValue, Period, Regime, Report, make_report_id
@@ -29,9 +29,7 @@ app.add_typer(regime_app, name="regime")
 
 
 def _first_error(exc: pydantic.ValidationError, what: str) -> ValidationError:
-    first = exc.errors()[0]
-    where = ".".join(map(str, first["loc"]))
-    return ValidationError(f"{what}: {where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}")
+    return ValidationError(f"{what}: {first_error(exc)[0]}")
 
 
 @regime_app.command("add")
