@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 import typer
 
 from consumers.audit_projector import AuditProjector
+from consumers.projection import stop_on_signals
 from lienthong import logs
 from lienthong.cli.common import bus, out
 from lienthong.db import display_url
@@ -17,13 +17,6 @@ from router.service import Router
 
 router_app = typer.Typer(help="The routing service.", no_args_is_help=True)
 projector_app = typer.Typer(help="The audit projector.", no_args_is_help=True)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 @router_app.command("run")
@@ -38,11 +31,12 @@ def run_router(ctx: typer.Context,
     if b.settings.metrics_port:
         serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
     router = Router(b, instance, metrics)
-    stop = _stop_on_signals()
+    stop = threading.Event()
     out.print(f"router {instance} starting on {b.settings.bootstrap} (it waits for the broker if it is not up); "
               "Ctrl-C stops it")
     try:
-        router.run(stop)  # waits for the broker if it is not there yet, and through any later outage
+        with stop_on_signals(stop):
+            router.run(stop)  # waits for the broker if it is not there yet, and through any later outage
     finally:
         router.close()
 
@@ -57,10 +51,11 @@ def run_projector(ctx: typer.Context, verbose: bool = typer.Option(False, "--ver
     if b.settings.metrics_port:
         serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
     projector = AuditProjector.connect(b, store, metrics=metrics)
-    stop = _stop_on_signals()
+    stop = threading.Event()
     out.print(f"audit projector consuming {b.topics.audit} into {display_url(b.settings.audit_db_url())}")
     try:
-        projector.run(stop)
+        with stop_on_signals(stop):
+            projector.run(stop)
     finally:
         projector.close()
         store.close()
