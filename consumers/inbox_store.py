@@ -40,7 +40,7 @@ from lienthong.documents import BusinessType, OfficialDocument
 from lienthong.envelope import Envelope
 from lienthong.errors import ConfigurationError, NotFoundError
 from lienthong.messages import Message
-from lienthong.notices import StatusCode, StatusNotice, replay
+from lienthong.notices import StatusCode, StatusNotice, replay, stored_status
 
 metadata = MetaData()
 documents = Table(
@@ -139,10 +139,6 @@ class StoredDocument:
     def is_lifecycle(self) -> bool:
         """A revoke, update or replace of the document named by root_id."""
         return self.root_id != self.document_id
-
-
-def _state(value: str) -> StatusCode | None:
-    return StatusCode(value) if value else None
 
 
 class InboxStore:
@@ -314,7 +310,7 @@ class InboxStore:
                                .order_by(story_log.c.id)).all()
             if log:
                 # Replayed, not the last entry: a 16 returns to the state its 13 interrupted.
-                return replay(_state(row.state) for row in log)
+                return replay(stored_status(row.state) for row in log)
             latest = conn.execute(select(documents.c.message_id).where(documents.c.root_id == root_id)
                                   .order_by(documents.c.received_at.desc(), _ROWID.desc()).limit(1)).first()
             return self._last_status(conn, latest.message_id) if latest else None

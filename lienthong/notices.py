@@ -136,3 +136,9 @@ class StatusNotice(BaseModel):
         if self.status == StatusCode.REJECTED and not (self.reason and self.reason.strip()):
             raise ValidationError("status 02 (rejected) requires a reason", reason=Reason.INVALID_TRANSITION)
         return self
+
+
+def stored_status(value: str) -> StatusCode | None:
+    """A state as the router's stories, the inbox store and the audit timeline keep it: '' for delivered (no status
+    yet), else its two-digit code."""
+    return StatusCode(value) if value else None

@@ -17,7 +17,7 @@ from lienthong.ballots import Ballot, BallotAnswer
 from lienthong.documents import ConfidentialDocument, OfficialDocument
 from lienthong.errors import Reason, RoutingError
 from lienthong.messages import Message, asks_agreement, is_lifecycle_request
-from lienthong.notices import StatusCode, StatusNotice
+from lienthong.notices import StatusCode, StatusNotice, stored_status
 from lienthong.notices import advance as advance_status
 from lienthong.records import from_millis, to_millis
 from router.partitioned import PartitionState
@@ -87,14 +87,10 @@ def has_story(message: Message) -> bool:
     return isinstance(message.payload, (OfficialDocument, ConfidentialDocument, StatusNotice, Ballot, BallotAnswer))
 
 
-def _code(state: str) -> StatusCode | None:
-    return StatusCode(state) if state else None
-
-
 def _transition(story: Story, agency: str, new: StatusCode, at: int) -> Party:
     """The recipient's party after status `new`, which must follow its state (see lienthong.notices.advance)."""
     party = story.parties[agency]
-    state, before = advance_status(_code(party.state), _code(party.before), new)
+    state, before = advance_status(stored_status(party.state), stored_status(party.before), new)
     return Party(state.value if state else "", at, before.value if before else "")
 
 

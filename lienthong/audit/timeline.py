@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from lienthong.audit.events import AuditEvent, AuditEventType
 from lienthong.messages import MessageKind
-from lienthong.notices import ANSWERS, StatusCode, replay
+from lienthong.notices import ANSWERS, StatusCode, replay, stored_status
 
 DELIVERED = ""  # the state of a recipient a document was (again) delivered to, who has not answered since
 
@@ -64,7 +64,7 @@ class RecipientTimeline:
         delivery of it, a replacement, a revoke or update) sets DELIVERED; a revoke or update sets 13; each status
         the recipient sends sets its code, but a 16 returns to the state its 13 interrupted (the document stays in
         force and its handling goes on)."""
-        now = replay(None if e.state == DELIVERED else StatusCode(e.state) for e in self.history)
+        now = replay(stored_status(e.state) for e in self.history)
         return now.value if now is not None else DELIVERED
 
     @property
