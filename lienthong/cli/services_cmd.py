@@ -30,7 +30,7 @@ def run_router(ctx: typer.Context,
     metrics = RouterMetrics()
     if b.settings.metrics_port:
         serve(metrics.registry, b.settings.metrics_port, b.settings.metrics_host)
-    router = Router(b, instance, metrics)
+    router = Router(b, instance, metrics, settle_heap=True)
     stop = threading.Event()
     out.print(f"router {instance} starting on {b.settings.bootstrap} (it waits for the broker if it is not up); "
               "Ctrl-C stops it")
