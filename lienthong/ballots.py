@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lienthong.agencies import AgencyCode, check_agency_code
+from lienthong.documents import slash_date
 from lienthong.errors import Reason, ValidationError
 
 
@@ -19,7 +20,7 @@ def check_ballot_id(value: str) -> str:
         raise ValueError(f"ballot id {value!r} must read <sender code>,<yyyy/MM/dd>,<number>")
     check_agency_code(parts[0])
     try:
-        dt.datetime.strptime(parts[1], "%Y/%m/%d")
+        slash_date(parts[1])
     except ValueError:
         raise ValueError(f"ballot id {value!r}: date must be yyyy/MM/dd") from None
     return value
