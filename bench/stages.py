@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.environment import Item
-from lienthong.certificates import agency_of
 from lienthong.errors import LienthongError
 from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, to_millis
 from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber
@@ -83,7 +82,7 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
             t2 = clock()
             message = envelopes.decode_content(envelope)
             t3 = clock()
-            if agency_of(signer.certificate) != signer.agency:
+            if signer.subject_agency != signer.agency:
                 raise LienthongError("certificate subject and directory disagree")
             placement = router._placement(record)
             check_identity(message, signer.agency, placement)

@@ -9,7 +9,6 @@ from typing import Any
 from lienthong.agencies import is_group_address
 from lienthong.audit.events import AuditEventType
 from lienthong.ballots import Ballot, BallotAnswer
-from lienthong.certificates import agency_of
 from lienthong.directory.view import DirectoryView
 from lienthong.documents import BusinessType, ConfidentialDocument, OfficialDocument
 from lienthong.dossiers import DossierStatusBatch
@@ -166,7 +165,7 @@ def decide(value: bytes | None, directory: DirectoryView, envelopes: EnvelopeCod
         signer = envelopes.verify(envelope, directory, now)
         signer_agency = signer.agency
         message = envelopes.decode_content(envelope)
-        if agency_of(signer.certificate) != signer.agency:
+        if signer.subject_agency != signer.agency:
             raise SignatureError("certificate subject and directory disagree on the agency",
                                  reason=Reason.SENDER_MISMATCH)
         check_identity(message, signer.agency, placement)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from cryptography import x509
 
 from lienthong.agencies import GROUP_PREFIX, KIND_GROUPS, Agency, check_address, is_group_address
-from lienthong.certificates import agency_of, check_encryption_certificate
+from lienthong.certificates import check_encryption_certificate
 from lienthong.directory.entries import (
     AgencyEntry,
     CertificateEntry,
@@ -89,7 +89,7 @@ class DirectoryView:
                 continue
             try:
                 check_encryption_certificate(trusted.certificate, self._ca, at)
-                if agency_of(trusted.certificate) != code:  # the entry and the certificate must name one agency
+                if trusted.subject_agency != code:  # the entry and the certificate must name one agency
                     continue
             except LienthongError:
                 continue
