@@ -269,8 +269,7 @@ class Router:
         try:
             conn.producer.begin()
             for record, decision in zip(records, self.decide_batch(records, now), strict=True):
-                for outgoing in self.route(record, now, decision):
-                    conn.producer.send(outgoing)
+                conn.producer.send_all(self.route(record, now, decision))
             conn.producer.commit(conn.consumer)
         except FencedError:
             raise

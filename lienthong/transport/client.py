@@ -143,6 +143,11 @@ def shorten_transaction_retry(producer: KafkaProducer, backoff_ms: int = TRANSAC
     return True
 
 
+# What Publisher.send_all uses of a kafka-python 3.0 producer besides its public methods.
+_SEND_PARTS = ("_accumulator", "_transaction_manager", "_metadata", "_sender", "_closed", "_ensure_valid_record_size",
+               "_estimate_size_in_bytes")
+
+
 class Publisher:
     """A producer: idempotent always, transactional when given a transactional id."""
 
@@ -164,8 +169,12 @@ class Publisher:
         except KafkaError as exc:
             raise as_broker_error(f"cannot connect a producer to {bootstrap}", exc, as_text=True) from exc
         self.transactional = transactional_id is not None
+        self._appends_directly = False
         if self.transactional:
             shorten_transaction_retry(self._producer)
+            self._appends_directly = all(hasattr(self._producer, name) for name in _SEND_PARTS)
+            if not self._appends_directly:
+                log.warning("this kafka-python's producer is not built as send_all expects; sending record by record")
             self._call("init_transactions")
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -183,6 +192,54 @@ class Publisher:
                                        headers=list(record.headers), partition=record.partition)
         except KafkaError as exc:
             raise as_broker_error(f"cannot publish to {record.topic}", exc) from exc
+
+    def send_all(self, records: Iterable[Outgoing]) -> None:
+        """Queue records in the open transaction, each as `send` would, at about two thirds of its cost.
+
+        For the router, which sends 4 records a document with one recipient and 63 with sixty: kafka-python's `send`
+        spends about 9 of its 29 µs a record on checks that cannot fail for records that carry bytes and name their
+        partition (serializers, header types, the partitioner, the sticky-partition logic) and on taking the
+        transaction's lock for a partition already in it. Here the producer's record accumulator is given the records
+        directly. Everything that can fail is still checked: the producer is open, the transaction in progress and
+        not failed, each topic's metadata known (a record to a topic without it goes through `send`, which waits for
+        it), the partition among the topic's, each record within the request size. A record whose sending fails
+        later fails the transaction's commit, as with `send` (whose futures the router does not keep)."""
+        if not self._appends_directly:
+            for record in records:
+                self.send(record)
+            return
+        producer = self._producer
+        accumulator, manager, metadata = producer._accumulator, producer._transaction_manager, producer._metadata
+        known: dict[str, set[int]] = {}
+        added: set[TopicPartition] = set()
+        wake = False
+        topic = ""
+        try:
+            if producer._closed:
+                raise BrokerError("the producer is closed")
+            for record in records:
+                topic, partition, value = record.topic, record.partition, record.value
+                partitions = known.get(topic)
+                if partitions is None:
+                    partitions = metadata.partitions_for_topic(topic)
+                    if partitions is not None:
+                        known[topic] = partitions
+                if partition is None or value is None or partitions is None or partition not in partitions:
+                    self.send(record)  # the partitioner, a tombstone, metadata to wait for, or send's own refusal
+                    continue
+                tp = TopicPartition(topic, partition)
+                if tp not in added:
+                    manager.maybe_add_partition_to_transaction(tp)  # raises if the transaction failed
+                    added.add(tp)
+                headers = list(record.headers)
+                producer._ensure_valid_record_size(producer._estimate_size_in_bytes(record.key, value, headers))
+                _, full, new_batch, _ = accumulator.append(tp, None, record.key, value, headers)
+                wake = wake or full or new_batch
+        except KafkaError as exc:
+            raise as_broker_error(f"cannot publish to {topic}", exc) from exc
+        finally:
+            if wake:
+                producer._sender.wakeup()
 
     def send_and_wait(self, record: Outgoing, timeout_s: float = 30.0) -> tuple[int, int]:
         """Publish one record and wait until the broker acknowledged it; returns (partition, offset)."""

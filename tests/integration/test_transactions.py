@@ -55,3 +55,54 @@ def test_back_to_back_transactions_commit_with_the_short_transactional_retry(kaf
     finally:
         consumer.close()
     assert values == sorted(f"{b}/{i}" for b in range(20) for i in range(3))
+
+
+def _committed(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5_000)
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()])
+        return sorted((r.partition, r.key, r.value, list(r.headers)) for r in consumer)
+    finally:
+        consumer.close()
+
+
+def test_send_all_queues_what_send_would_and_its_transaction_decides(kafka_bootstrap: str) -> None:
+    inbox, audit, later = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    admin = Admin(kafka_bootstrap)
+    admin.ensure_topics([inbox, audit], partitions=3)
+    publisher = Publisher(kafka_bootstrap, transactional_id=f"{inbox}.tx")
+    try:
+        assert publisher._appends_directly  # else this test would only exercise send, record by record
+        headers = [("ce_id", b"1"), ("ce_type", b"gov.lienthong.document")]
+        publisher.begin()
+        publisher.send_all([Outgoing(inbox, b"doc", b"root", headers, partition=2),
+                            Outgoing(audit, b"events", b"root", partition=1),
+                            Outgoing(audit, b"by key", b"root")])  # no partition: kafka-python's partitioner
+        publisher.flush(30)
+        publisher.commit()
+        publisher.begin()
+        publisher.send_all([Outgoing(inbox, b"aborted", b"root", partition=0)])
+        publisher.flush(30)
+        publisher.abort()
+        # A topic this producer has no metadata for yet: send_all waits for it, as send does.
+        admin.ensure_topics([later], partitions=1)
+        publisher.begin()
+        publisher.send_all([Outgoing(later, b"first", b"k", partition=0),
+                            Outgoing(later, b"second", b"k", partition=0)])
+        publisher.commit()
+        publisher.begin()
+        try:
+            publisher.send_all([Outgoing(inbox, b"nowhere", b"k", partition=7)])
+            raise AssertionError("a partition the topic does not have was queued")
+        except ValueError as exc:  # kafka-python's own refusal, as from send
+            assert "Unrecognized partition" in str(exc)
+        publisher.abort()
+    finally:
+        publisher.close()
+        admin.close()
+    assert _committed(kafka_bootstrap, inbox) == [(2, b"root", b"doc", headers)]
+    by_key = _committed(kafka_bootstrap, audit)
+    assert sorted(value for _, _, value, _ in by_key) == [b"by key", b"events"]
+    assert (1, b"root", b"events", []) in by_key
+    assert [value for _, _, value, _ in _committed(kafka_bootstrap, later)] == [b"first", b"second"]
