@@ -1,0 +1,120 @@
+"""The router's AuditEvents records, written without fastavro: the same bytes, about five times faster.
+
+The router writes one AuditEvents record per decision: a SUBMITTED event, ROUTED or REJECTED, and one DELIVERED
+event per recipient, 3 with one recipient and 62 with sixty. fastavro took about 10.5 µs per event (16 fields, nine
+of them unions); in this writer the fields all events of a decision share (message id, root id, kind, sender; the
+source position and the content digest) are encoded once per record, and each event adds its own few fields.
+
+The writer is built from the AuditEvents schema in schemas/ and refuses to be built (`AuditWriter.for_schemas`
+returns None, and the router uses fastavro) if that schema is not laid out as it expects: a changed schema can make
+this writer slower, never wrong. tests/unit/test_auditwire.py compares its bytes with fastavro's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lienthong.records import AUDIT_EVENTS
+from lienthong.schemas import SchemaSet
+
+# The AuditEvent fields in their schema order, with the type this writer encodes each as.
+LAYOUT: tuple[tuple[str, Any], ...] = (
+    ("event_id", "string"), ("event", "enum"), ("at", "long"),
+    ("message_id", ["null", "string"]), ("root_id", ["null", "string"]), ("kind", ["null", "string"]),
+    ("sender", ["null", "string"]), ("recipient", ["null", "string"]), ("status", ["null", "string"]),
+    ("reason_code", ["null", "string"]), ("reason", ["null", "string"]), ("source_topic", "string"),
+    ("source_partition", "int"), ("source_offset", "long"), ("content_sha256", ["null", "bytes"]),
+    ("envelope", ["null", "bytes"]),
+)
+_NULL = b"\x00"  # union branch 0
+_SOME = b"\x02"  # union branch 1
+
+
+def _long(n: int) -> bytes:
+    """Avro int and long: zig-zag, then base-128 varint, low group first."""
+    n = (n << 1) ^ (n >> 63)
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return _long(len(data)) + data
+
+
+def _optional_text(value: str | None) -> bytes:
+    return _NULL if value is None else _SOME + _text(value)
+
+
+def _optional_bytes(value: bytes | None) -> bytes:
+    return _NULL if value is None else _SOME + _long(len(value)) + value
+
+
+def _layout_of(schema: dict[str, Any]) -> tuple[tuple[str, Any], ...] | None:
+    """The (name, type) of an AuditEvents schema's event fields, with the enum simplified; None if not that shape."""
+    events = next((f for f in schema.get("fields", []) if f.get("name") == "events"), None)
+    if events is None or len(schema["fields"]) != 1 or not isinstance(events["type"], dict):
+        return None
+    item = events["type"].get("items")
+    if events["type"].get("type") != "array" or not isinstance(item, dict) or item.get("type") != "record":
+        return None
+    layout = []
+    for field in item["fields"]:
+        kind = field["type"]
+        if isinstance(kind, dict) and kind.get("type") == "enum":
+            kind = "enum"
+        layout.append((field["name"], kind))
+    return tuple(layout)
+
+
+class AuditWriter:
+    """Encodes a list of AuditEvent records as one AuditEvents single-object frame, byte for byte as fastavro."""
+
+    def __init__(self, fingerprint: bytes, symbols: list[str]) -> None:
+        self._header = b"\xc3\x01" + fingerprint
+        self._event = {symbol: _long(index) for index, symbol in enumerate(symbols)}
+
+    @classmethod
+    def for_schemas(cls, schemas: SchemaSet) -> AuditWriter | None:
+        """A writer for the AuditEvents schema these schemas hold, or None if its layout is not the expected one."""
+        wire = schemas[AUDIT_EVENTS]
+        if _layout_of(wire.json) != LAYOUT:
+            return None
+        item = wire.json["fields"][0]["type"]["items"]
+        symbols = next(f["type"]["symbols"] for f in item["fields"] if f["name"] == "event")
+        return cls(wire.fingerprint, list(symbols))
+
+    def encode(self, events: list[dict[str, Any]]) -> bytes:
+        """The frame of {"events": events}; raises KeyError, TypeError or AttributeError on a malformed event."""
+        parts = [self._header]
+        if events:
+            parts.append(_long(len(events)))
+        # One decision's events share these; encoded once per distinct value (nearly always once per record).
+        heads: dict[tuple[str | None, ...], bytes] = {}
+        tails: dict[tuple[Any, ...], bytes] = {}
+        at_of: dict[int, bytes] = {}
+        for e in events:
+            who = (e["message_id"], e["root_id"], e["kind"], e["sender"])
+            head = heads.get(who)
+            if head is None:
+                head = heads[who] = b"".join(map(_optional_text, who))
+            where = (e["source_topic"], e["source_partition"], e["source_offset"], e["content_sha256"])
+            tail = tails.get(where)
+            if tail is None:
+                tail = tails[where] = (_text(where[0]) + _long(where[1]) + _long(where[2])
+                                        + _optional_bytes(where[3]))
+            at = e["at"]
+            at_bytes = at_of.get(at)
+            if at_bytes is None:
+                at_bytes = at_of[at] = _long(at)
+            parts += (_text(e["event_id"]), self._event[e["event"]], at_bytes, head,
+                      _optional_text(e["recipient"]), _optional_text(e["status"]), _optional_text(e["reason_code"]),
+                      _optional_text(e["reason"]), tail, _optional_bytes(e["envelope"]))
+        parts.append(_NULL)  # the end of the array: a block of zero items
+        return b"".join(parts)

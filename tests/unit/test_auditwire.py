@@ -1,0 +1,85 @@
+"""The router's AuditEvents writer writes exactly fastavro's bytes, and steps aside for a schema it does not know."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+from typing import Any
+
+import pytest
+
+from lienthong.auditwire import AuditWriter
+from lienthong.codec import SingleObjectCodec
+from lienthong.records import AUDIT_EVENTS, decode_audit
+from lienthong.schemas import SchemaSet
+
+SCHEMAS = SchemaSet()
+CODEC = SingleObjectCodec(SCHEMAS)
+WRITER = AuditWriter.for_schemas(SCHEMAS)
+EVENTS = ["SUBMITTED", "ROUTED", "DELIVERED", "REJECTED", "STATUS"]
+TEXTS = ["", "a", "000.00.01.G01", "Bộ Tài chính — công văn số 7816/VPCP-TTĐT", "x" * 63, "y" * 64, "z" * 300,
+         "ký tự \u0000 nul", "😀" * 40]
+
+
+def _maybe(rng: random.Random, value: Any) -> Any:
+    return None if rng.random() < 0.4 else value
+
+
+def _events(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    common = {"message_id": _maybe(rng, rng.choice(TEXTS)), "root_id": _maybe(rng, rng.choice(TEXTS)),
+              "kind": _maybe(rng, rng.choice(TEXTS)), "sender": _maybe(rng, rng.choice(TEXTS)),
+              "source_topic": rng.choice(TEXTS), "source_partition": rng.choice([0, 1, 63, 64, 2**31 - 1]),
+              "source_offset": rng.choice([0, 1, 63, 64, 8191, 8192, 2**40 + 7, 2**63 - 1]),
+              "content_sha256": _maybe(rng, rng.randbytes(32))}
+    out = []
+    for n in range(count):
+        # Mostly one decision's events (shared fields alike), sometimes not, to cover the writer's caches.
+        shared = common if rng.random() < 0.8 else {**common, "message_id": f"other-{n}", "source_offset": n}
+        out.append({"event_id": f"{rng.choice(TEXTS)}/{n}", "event": rng.choice(EVENTS),
+                    "at": rng.choice([0, 1, -1, 1_795_758_071_000 + n, 2**62, -(2**62)]),
+                    "recipient": _maybe(rng, rng.choice(TEXTS)), "status": _maybe(rng, rng.choice(["01", "03", "13"])),
+                    "reason_code": _maybe(rng, rng.choice(TEXTS)), "reason": _maybe(rng, rng.choice(TEXTS)),
+                    "envelope": _maybe(rng, rng.randbytes(rng.choice([0, 1, 100, 2_000]))), **shared})
+    return out
+
+
+def test_the_project_schema_gets_the_fast_writer() -> None:
+    assert WRITER is not None
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 12, 62, 100])
+def test_bytes_equal_fastavros(count: int) -> None:
+    assert WRITER is not None
+    rng = random.Random(count)
+    for _ in range(200):
+        events = _events(rng, count)
+        assert WRITER.encode(events) == CODEC.encode(AUDIT_EVENTS, {"events": events})
+
+
+def test_what_it_writes_reads_back_as_the_events() -> None:
+    assert WRITER is not None
+    events = _events(random.Random(7), 5)
+    for n, event in enumerate(events):
+        event.update(event="DELIVERED", at=1_795_758_071_000 + n)
+    decoded = decode_audit(CODEC, WRITER.encode(events))
+    assert [e.event_id for e in decoded] == [e["event_id"] for e in events]
+
+
+def _changed(mutate: Any) -> SchemaSet:
+    schemas = SchemaSet()
+    wire = schemas[AUDIT_EVENTS]
+    json = copy.deepcopy(wire.json)
+    mutate(json["fields"][0]["type"]["items"]["fields"])
+    schemas._by_name[AUDIT_EVENTS] = dataclasses.replace(wire, json=json)
+    return schemas
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda fields: fields.append({"name": "added", "type": ["null", "string"], "default": None}),
+    lambda fields: fields.reverse(),
+    lambda fields: fields[3].update(type="string"),
+    lambda fields: fields.pop(),
+], ids=["a field added", "fields reordered", "a union made plain", "a field removed"])
+def test_another_layout_gets_no_writer(mutate: Any) -> None:
+    assert AuditWriter.for_schemas(_changed(mutate)) is None
