@@ -26,7 +26,7 @@ DOCUMENT = "DOCUMENT"
 BALLOT = "BALLOT"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per recipient of every story the router holds
 class Party:
     """A recipient of a document (state '' delivered, or its two-digit status now; `before`: the state an open 13
     interrupted) or a ballot member (state '' or the option answered)."""
@@ -36,7 +36,7 @@ class Party:
     before: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Story:
     root_id: str
     kind: str
