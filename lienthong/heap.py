@@ -6,7 +6,9 @@ the router for 64–121 ms every few seconds in the latency benchmark, during wh
 Objects that survive a collection are frozen (`gc.freeze`): moved to a permanent generation that later collections
 skip. Frozen objects are still freed by reference counting when the last reference goes, as a pruned duplicate id
 or a replaced story is; only a reference cycle among frozen objects would stay until the process ends, and the
-collection just before each freeze clears the cycles that are garbage by then.
+collection just before each freeze clears the cycles that are garbage by then. A caller freezes when none of its
+short-lived objects that form cycles (kafka-python's per-record futures) is alive: the router does it between
+transactions.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Settled:
 
 def settle() -> Settled:
     """Collect the garbage among the objects not yet frozen, then freeze the survivors: later automatic collections
-    look only at objects made since. A service calls this once started and then every minute or so."""
+    look only at objects made since. A service calls this once started and then every few seconds, at a moment when nothing it sent is in flight."""
     started = time.perf_counter()
     collected = gc.collect()
     gc.freeze()
