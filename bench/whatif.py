@@ -19,6 +19,10 @@ Patches (each the smallest stand-in for the change it names, not the change itse
 - txn-retry-100: the router's producer retrying a refused AddPartitionsToTxn after kafka-python's 100 ms, as
                 before TRANSACTION_RETRY_BACKOFF_MS (to compare the two on one machine in one run).
 Since commit 75e557d the project does the last two itself; on such code those patches change nothing.
+- fastavro-audit: the router's AuditEvents records written by fastavro, as before lienthong.auditwire.
+- send-per-record: the router's records queued by kafka-python's send one by one, as before Publisher.send_all.
+- no-heap-settle: `router run` without its heap freezes (lienthong.heap), the collector as CPython ships it.
+The last three undo changes of the second sitting of 2026-11-27 (docs/architecture.md, 5g).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 PATCHES = ("batch", "schemas", "certificates", "per-event-audit", "txn-retry-100", "decide-per-record", "switch-1ms",
-           "switch-0.2ms")
+           "switch-0.2ms", "fastavro-audit", "send-per-record", "no-heap-settle")
 
 
 def _batch(size: int = 1_048_576) -> None:
@@ -127,6 +131,39 @@ def _decide_per_record() -> None:
     service.Router.route = decide_then_route  # type: ignore[method-assign]
 
 
+def _fastavro_audit() -> None:
+    from router import service
+
+    original = service.Router.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._encode_audit = functools.partial(service._fastavro_audit, self.bus.envelopes.codec)
+
+    service.Router.__init__ = init  # type: ignore[method-assign]
+
+
+def _send_per_record() -> None:
+    from lienthong.transport import client
+
+    def one_by_one(self: Any, records: Any) -> None:
+        for record in records:
+            self.send(record)
+
+    client.Publisher.send_all = one_by_one  # type: ignore[method-assign]
+
+
+def _no_heap_settle() -> None:
+    from router import service
+
+    original = service.Router.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **{**kwargs, "settle_heap": False})
+
+    service.Router.__init__ = init  # type: ignore[method-assign]
+
+
 def _switch(seconds: float) -> Callable[[], None]:
     def patch() -> None:
         sys.setswitchinterval(seconds)
@@ -139,7 +176,8 @@ def apply(names: list[str]) -> None:
         {"batch": _batch, "schemas": _schemas, "certificates": _certificates,
          "per-event-audit": _per_event_audit, "txn-retry-100": _txn_retry_100,
          "decide-per-record": _decide_per_record,
-         "switch-1ms": _switch(0.001), "switch-0.2ms": _switch(0.0002)}[name]()
+         "switch-1ms": _switch(0.001), "switch-0.2ms": _switch(0.0002), "fastavro-audit": _fastavro_audit,
+         "send-per-record": _send_per_record, "no-heap-settle": _no_heap_settle}[name]()
 
 
 def main(argv: list[str] | None = None) -> int:
