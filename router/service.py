@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # How often `router run` freezes what survived garbage collection. Between two freezes the collector's automatic
 # full collections walk everything the router kept since the last one; routing 1,500 documents/s, that grew to a
-# 179 ms pause a minute after a freeze, and stays under about 30 ms with 10 s (bench/README.md).
+# 179 ms pause a minute after a freeze, and stays at 20-44 ms with 10 s (bench/README.md).
 SETTLE_EVERY_S = 10.0
 
 
@@ -80,8 +80,8 @@ class Router:
     def __init__(self, bus: Bus, instance: str = "router-1", metrics: RouterMetrics | None = None,
                  clock: Callable[[], dt.datetime] = utc_now, *, settle_heap: bool = False) -> None:
         """`settle_heap` is for a process that runs this router alone (`lienthong router run`): the router then
-        freezes what survives garbage collection once started and every minute after (lienthong.heap), which
-        changes the collector for the whole process."""
+        freezes what survives garbage collection once started and every SETTLE_EVERY_S after (lienthong.heap),
+        which changes the collector for the whole process."""
         self.bus = bus
         self.instance = instance
         self.metrics = metrics or RouterMetrics()
@@ -304,6 +304,7 @@ class Router:
                 log.warning("abort failed; replacing the producer")
                 conn.producer.close(1)
                 conn.producer = self._publisher()
+                self._thaw_heap()  # the next settle collects the closed producer's cycles
             conn.consumer.rewind_to_committed()
             return 0
         self.metrics.transactions.labels("committed").inc()
@@ -352,7 +353,12 @@ class Router:
                 stop.wait(pause)
                 pause = min(pause * 2, max_retry_s)
 
+    def _thaw_heap(self) -> None:
+        if self._settles_heap:
+            heap.thaw()
+
     def close(self) -> None:
+        self._thaw_heap()  # a reconnect drops these clients; start() collects them and freezes again
         if self._conn is not None:
             for part in (self._conn.consumer, self._conn.producer, self._conn.follower, self._conn.admin):
                 try:
