@@ -97,8 +97,10 @@ class Outgoing:
 
 
 def _to_record(raw: Any) -> Record:
+    # A header may come without a value (Kafka allows null); it reads as empty bytes, so that whatever forwards the
+    # headers (the router's deliveries and DLQ records) has only bytes to write.
     return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value,
-                  {k: v for k, v in (raw.headers or [])}, raw.timestamp)
+                  {k: b"" if v is None else v for k, v in (raw.headers or [])}, raw.timestamp)
 
 
 # How long a transactional producer waits before sending again the first AddPartitionsToTxn of a transaction, when
