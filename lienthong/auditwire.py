@@ -1,4 +1,4 @@
-"""The router's AuditEvents records, written without fastavro: the same bytes, about five times faster.
+"""The router's AuditEvents records, written without fastavro: the same bytes, two to three times faster.
 
 The router writes one AuditEvents record per decision: a SUBMITTED event, ROUTED or REJECTED, and one DELIVERED
 event per recipient, 3 with one recipient and 62 with sixty. fastavro took about 10.5 µs per event (16 fields, nine
@@ -31,10 +31,13 @@ _SOME = b"\x02"  # union branch 1
 
 
 def _long(n: int) -> bytes:
-    """Avro int and long: zig-zag, then base-128 varint, low group first."""
-    n = (n << 1) ^ (n >> 63)
-    if n < 0x80:
-        return bytes((n,))
+    """Avro int and long: zig-zag, then base-128 varint, low group first. OverflowError outside 64 bits, as fastavro."""
+    z = (n << 1) ^ (n >> 63)
+    if 0 <= z < 0x80:
+        return bytes((z,))
+    if not -(1 << 63) <= n < (1 << 63):
+        raise OverflowError(f"{n} does not fit an Avro long")
+    n = z
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)

@@ -83,3 +83,16 @@ def _changed(mutate: Any) -> SchemaSet:
 ], ids=["a field added", "fields reordered", "a union made plain", "a field removed"])
 def test_another_layout_gets_no_writer(mutate: Any) -> None:
     assert AuditWriter.for_schemas(_changed(mutate)) is None
+
+
+def test_a_long_beyond_64_bits_is_refused_as_fastavro_refuses_it() -> None:
+    assert WRITER is not None
+    events = _events(random.Random(1), 1)
+    for too_big in (2**63, -(2**63) - 1):
+        events[0]["at"] = too_big
+        with pytest.raises(OverflowError):
+            CODEC.encode(AUDIT_EVENTS, {"events": events})
+        with pytest.raises(OverflowError):
+            WRITER.encode(events)
+    events[0]["at"] = -(2**63)  # the smallest long is still written
+    assert WRITER.encode(events) == CODEC.encode(AUDIT_EVENTS, {"events": events})
