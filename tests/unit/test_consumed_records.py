@@ -10,8 +10,8 @@ Raw = namedtuple("Raw", "topic partition offset key value headers timestamp")
 
 
 def test_a_header_without_a_value_reads_as_empty_bytes() -> None:
-    # Kafka allows a header with a null value; forwarded as None, kafka-python's send refused it with a TypeError
-    # (the router stopped on that record) and its accumulator wrote it as empty.
+    # Kafka allows a header with a null value (the Java client writes one); forwarded as None, kafka-python's send
+    # and its record accumulator both raise TypeError, and the router stopped on that record.
     record = _to_record(Raw("bus.ingress", 1, 7, b"root", b"value", [("ce_id", b"1"), ("x-empty", None)], 1_000))
     assert record.headers == {"ce_id": b"1", "x-empty": b""}
     assert all(isinstance(v, bytes) for v in record.headers.values())
