@@ -106,3 +106,25 @@ def test_send_all_queues_what_send_would_and_its_transaction_decides(kafka_boots
     assert sorted(value for _, _, value, _ in by_key) == [b"by key", b"events"]
     assert (1, b"root", b"events", []) in by_key
     assert [value for _, _, value, _ in _committed(kafka_bootstrap, later)] == [b"first", b"second"]
+
+
+def test_send_all_refuses_a_header_value_that_is_not_bytes_as_send_does(kafka_bootstrap: str) -> None:
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    admin = Admin(kafka_bootstrap)
+    admin.ensure_topics([topic], partitions=1)
+    admin.close()
+    publisher = Publisher(kafka_bootstrap, transactional_id=f"{topic}.tx")
+    try:
+        publisher._producer.partitions_for(topic)  # metadata known: send_all would take the record itself
+        publisher.begin()
+        bad: list[tuple[str, bytes]] = [("x-empty", None)]  # type: ignore[list-item]
+        try:
+            publisher.send_all([Outgoing(topic, b"value", b"k", bad, partition=0)])
+            raise AssertionError("a None header value was queued")
+        except TypeError as exc:
+            assert "headers" in str(exc)
+        publisher.send_all([Outgoing(topic, b"good", b"k", partition=0)])
+        publisher.commit()
+    finally:
+        publisher.close()
+    assert [value for _, _, value, _ in _committed(kafka_bootstrap, topic)] == [b"good"]
