@@ -215,6 +215,9 @@ class Publisher:
         accumulator, manager, metadata = producer._accumulator, producer._transaction_manager, producer._metadata
         known: dict[str, set[int]] = {}
         added: set[TopicPartition] = set()
+        # One document's deliveries share their bytes and headers: sized once. Each entry holds its objects, so that
+        # no id is reused within the call.
+        sized: dict[tuple[int, int, int], tuple[object, int]] = {}
         wake = False
         topic = ""
         try:
@@ -232,13 +235,20 @@ class Publisher:
                     continue
                 tp = TopicPartition(topic, partition)
                 if tp not in added:
-                    manager.maybe_add_partition_to_transaction(tp)  # raises if the transaction failed
+                    # Once per partition and call, not per record; it raises if the transaction has failed. (Once per
+                    # transaction would also do, unless kafka-python clears its partitions mid-transaction, as an epoch
+                    # bump does: a batch for a partition it no longer has waits out the delivery timeout.)
+                    manager.maybe_add_partition_to_transaction(tp)
                     added.add(tp)
                 headers = list(record.headers)
                 if headers and not all(type(v) is bytes for _, v in headers):
                     self.send(record)  # send's own refusal: the accumulator would take the record, then raise
                     continue
-                producer._ensure_valid_record_size(producer._estimate_size_in_bytes(record.key, value, headers))
+                same = (id(value), id(record.key), id(record.headers))
+                entry = sized.get(same)
+                if entry is None:
+                    entry = sized[same] = (record, producer._estimate_size_in_bytes(record.key, value, headers))
+                producer._ensure_valid_record_size(entry[1])
                 _, full, new_batch, _ = accumulator.append(tp, None, record.key, value, headers)
                 wake = wake or full or new_batch
         except KafkaError as exc:

@@ -91,6 +91,9 @@ def test_send_all_queues_what_send_would_and_its_transaction_decides(kafka_boots
         publisher.send_all([Outgoing(later, b"first", b"k", partition=0),
                             Outgoing(later, b"second", b"k", partition=0)])
         publisher.commit()
+        publisher.begin()  # a partition of an earlier transaction is added to this one again
+        publisher.send_all([Outgoing(inbox, b"again", b"root", headers, partition=2)])
+        publisher.commit()
         publisher.begin()
         try:
             publisher.send_all([Outgoing(inbox, b"nowhere", b"k", partition=7)])
@@ -101,7 +104,7 @@ def test_send_all_queues_what_send_would_and_its_transaction_decides(kafka_boots
     finally:
         publisher.close()
         admin.close()
-    assert _committed(kafka_bootstrap, inbox) == [(2, b"root", b"doc", headers)]
+    assert _committed(kafka_bootstrap, inbox) == [(2, b"root", b"again", headers), (2, b"root", b"doc", headers)]
     by_key = _committed(kafka_bootstrap, audit)
     assert sorted(value for _, _, value, _ in by_key) == [b"by key", b"events"]
     assert (1, b"root", b"events", []) in by_key
