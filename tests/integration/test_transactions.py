@@ -10,12 +10,17 @@ from kafka import KafkaConsumer, TopicPartition
 from lienthong.transport.client import TRANSACTION_RETRY_BACKOFF_MS, Admin, Outgoing, Publisher
 
 
-def test_back_to_back_transactions_commit_with_the_short_transactional_retry(kafka_bootstrap: str) -> None:
+def _fresh_topic(bootstrap: str, partitions: int) -> tuple[str, Publisher]:
+    """A new topic, and a transactional producer of its own."""
     topic = f"t-{uuid.uuid4().hex[:8]}"
-    admin = Admin(kafka_bootstrap)
-    admin.ensure_topics([topic], partitions=2)
+    admin = Admin(bootstrap)
+    admin.ensure_topics([topic], partitions=partitions)
     admin.close()
-    publisher = Publisher(kafka_bootstrap, transactional_id=f"{topic}.tx")
+    return topic, Publisher(bootstrap, transactional_id=f"{topic}.tx")
+
+
+def test_back_to_back_transactions_commit_with_the_short_transactional_retry(kafka_bootstrap: str) -> None:
+    topic, publisher = _fresh_topic(kafka_bootstrap, 2)
     try:
         # The refused first AddPartitionsToTxn of a transaction is retried after 5 ms; the sender sleeps whatever
         # backoff the request it sends has (kafka-python's 100 ms for all others). If a kafka-python upgrade moves
@@ -112,11 +117,7 @@ def test_send_all_queues_what_send_would_and_its_transaction_decides(kafka_boots
 
 
 def test_send_all_refuses_a_header_value_that_is_not_bytes_as_send_does(kafka_bootstrap: str) -> None:
-    topic = f"t-{uuid.uuid4().hex[:8]}"
-    admin = Admin(kafka_bootstrap)
-    admin.ensure_topics([topic], partitions=1)
-    admin.close()
-    publisher = Publisher(kafka_bootstrap, transactional_id=f"{topic}.tx")
+    topic, publisher = _fresh_topic(kafka_bootstrap, 1)
     try:
         publisher._producer.partitions_for(topic)  # metadata known: send_all would take the record itself
         publisher.begin()
