@@ -175,14 +175,12 @@ def receive(agency: str, expect: int, ready_after: int, ready_file: Path, out: P
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     deadline = time.monotonic() + timeout_s
-    settled_at = time.monotonic()
-    heap.settle()  # as docs/integrators.md advises a receiver that runs for long
+    keeper = heap.Keeper(True)  # as docs/integrators.md advises a receiver that runs for long
+    keeper.settle()
     try:
         while len(arrivals) < expect and time.monotonic() < deadline and not stop.is_set():
             receiver.poll(100)
-            if time.monotonic() - settled_at > 10:
-                heap.settle()
-                settled_at = time.monotonic()
+            keeper.due()
             if len(arrivals) >= ready_after and not ready_file.exists():
                 ready_file.write_text(str(len(arrivals)))
     finally:

@@ -39,11 +39,6 @@ from router.stories import BALLOT, Story, StoryBook, advance, has_story, story_m
 
 log = logging.getLogger(__name__)
 
-# How often `router run` freezes what survived garbage collection. Between two freezes the collector's automatic
-# full collections walk everything the router kept since the last one; routing 1,500 documents/s, that grew to a
-# 179 ms pause a minute after a freeze, and stays at 20-44 ms with 10 s (bench/README.md).
-SETTLE_EVERY_S = 10.0
-
 
 def _fastavro_audit(codec: SingleObjectCodec, events: list[dict[str, Any]]) -> bytes:
     return codec.encode(AUDIT_EVENTS, {"events": events})
@@ -80,8 +75,10 @@ class Router:
     def __init__(self, bus: Bus, instance: str = "router-1", metrics: RouterMetrics | None = None,
                  clock: Callable[[], dt.datetime] = utc_now, *, settle_heap: bool = False) -> None:
         """`settle_heap` is for a process that runs this router alone (`lienthong router run`): the router then
-        freezes what survives garbage collection once started and every SETTLE_EVERY_S after (lienthong.heap),
-        which changes the collector for the whole process."""
+        freezes what survives garbage collection once started and every heap.SETTLE_EVERY_S after, between
+        transactions (lienthong.heap), which changes the collector for the whole process. Between transactions no
+        record is in flight: kafka-python's per-record futures form reference cycles, and one frozen while in flight
+        would never be freed."""
         self.bus = bus
         self.instance = instance
         self.metrics = metrics or RouterMetrics()
@@ -94,8 +91,7 @@ class Router:
         # record's partition number, which is where its root id hashes: no murmur2 in Python per audit record.
         self._audit_follows_ingress = False
         self._pruned_at = time.monotonic()
-        self._settles_heap = settle_heap
-        self._settled_at = time.monotonic()
+        self._heap = heap.Keeper(settle_heap)
         writer = AuditWriter.for_schemas(bus.schemas)
         self._encode_audit: Callable[[list[dict[str, Any]]], bytes]
         if writer is not None:
@@ -162,7 +158,7 @@ class Router:
         seen = SeenIds(lambda p: list(self._load_seen(p)), settings.duplicate_window_s * 1000)
         stories = StoryBook(lambda p: list(self._load_stories(p)))
         self._conn = _Connections(admin, follower, consumer, producer, seen, stories)
-        self._settle_heap()  # the imports' objects, about 130,000, are never garbage
+        self._heap.settle()  # the imports' objects, about 130,000, are never garbage
         log.info("router started", extra={"instance": self.instance, "agencies": len(follower.view.agencies)})
 
     def _follow_directory(self) -> None:
@@ -304,7 +300,7 @@ class Router:
                 log.warning("abort failed; replacing the producer")
                 conn.producer.close(1)
                 conn.producer = self._publisher()
-                self._thaw_heap()  # the next settle collects the closed producer's cycles
+                self._heap.thaw()  # the next settle collects the closed producer's cycles
             conn.consumer.rewind_to_committed()
             return 0
         self.metrics.transactions.labels("committed").inc()
@@ -312,21 +308,8 @@ class Router:
         if time.monotonic() - self._pruned_at > 60:
             conn.seen.prune(to_millis(now))
             self._pruned_at = time.monotonic()
-        if self._settles_heap and time.monotonic() - self._settled_at > SETTLE_EVERY_S:
-            self._settle_heap()
+        self._heap.due()  # between transactions: the stories and ids of the documents routed since the last time
         return len(records)
-
-    def _settle_heap(self) -> None:
-        """Freeze what survives a collection (lienthong.heap): the stories and ids of the documents routed since the
-        last time, the state loaded for new partitions. Called between transactions, when no record is in flight:
-        kafka-python's per-record futures form reference cycles, and one frozen while in flight would never be
-        freed."""
-        self._settled_at = time.monotonic()
-        if not self._settles_heap:
-            return
-        settled = heap.settle()
-        log.debug("heap settled", extra={"ms": round(settled.seconds * 1000, 1), "collected": settled.collected,
-                                         "frozen": settled.frozen})
 
     def run(self, stop: threading.Event, retry_s: float = 1.0, max_retry_s: float = 30.0) -> None:
         """Route until stop is set. A broker outage is waited out, reconnecting with a growing pause; being
@@ -353,12 +336,8 @@ class Router:
                 stop.wait(pause)
                 pause = min(pause * 2, max_retry_s)
 
-    def _thaw_heap(self) -> None:
-        if self._settles_heap:
-            heap.thaw()
-
     def close(self) -> None:
-        self._thaw_heap()  # a reconnect drops these clients; start() collects them and freezes again
+        self._heap.thaw()  # a reconnect drops these clients; start() collects them and freezes again
         if self._conn is not None:
             for part in (self._conn.consumer, self._conn.producer, self._conn.follower, self._conn.admin):
                 try:

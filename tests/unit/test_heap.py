@@ -53,9 +53,9 @@ def test_only_a_router_running_alone_settles_the_heap(tmp_path: Path) -> None:
 
     bus = Bus(Settings(home=tmp_path))
     gc.unfreeze()
-    Router(bus, "embedded")._settle_heap()
+    Router(bus, "embedded")._heap.settle()
     assert gc.get_freeze_count() == 0  # a router inside another program (tests, the demo) leaves the collector be
-    Router(bus, "alone", settle_heap=True)._settle_heap()
+    Router(bus, "alone", settle_heap=True)._heap.settle()
     assert gc.get_freeze_count() > 0
 
 
@@ -66,7 +66,17 @@ def test_a_router_that_closes_thaws_what_it_froze(tmp_path: Path) -> None:
     from router.service import Router
 
     router = Router(Bus(Settings(home=tmp_path)), "alone", settle_heap=True)
-    router._settle_heap()
+    router._heap.settle()
     assert gc.get_freeze_count() > 0
     router.close()
     assert gc.get_freeze_count() == 0
+
+
+def test_a_keeper_settles_when_due_and_not_before() -> None:
+    gc.unfreeze()
+    heap.Keeper(True, every_s=3600).due()
+    assert gc.get_freeze_count() == 0  # an hour has not passed since it was made
+    heap.Keeper(False, every_s=0).due()
+    assert gc.get_freeze_count() == 0  # disabled
+    heap.Keeper(True, every_s=0).due()
+    assert gc.get_freeze_count() > 0
