@@ -132,13 +132,14 @@ def _decide_per_record() -> None:
 
 
 def _fastavro_audit() -> None:
+    from lienthong import auditwire
     from router import service
 
     original = service.Router.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self._encode_audit = functools.partial(service._fastavro_audit, self.bus.envelopes.codec)
+        self._encode_audit = functools.partial(auditwire.fastavro_frame, self.bus.envelopes.codec)
 
     service.Router.__init__ = init  # type: ignore[method-assign]
 

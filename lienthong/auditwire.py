@@ -6,16 +6,22 @@ of them unions); in this writer the fields all events of a decision share (messa
 source position and the content digest) are encoded once per record, and each event adds its own few fields.
 
 The writer is built from the AuditEvents schema in schemas/ and refuses to be built (`AuditWriter.for_schemas`
-returns None, and the router uses fastavro) if that schema is not laid out as it expects: a changed schema can make
+returns None, and `encoder` gives fastavro's) if that schema is not laid out as it expects: a changed schema can make
 this writer slower, never wrong. tests/unit/test_auditwire.py compares its bytes with fastavro's.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from typing import Any
 
+from lienthong.codec import SingleObjectCodec
 from lienthong.records import AUDIT_EVENTS
 from lienthong.schemas import SchemaSet
+
+log = logging.getLogger(__name__)
 
 # The AuditEvent fields in their schema order, with the type this writer encodes each as.
 LAYOUT: tuple[tuple[str, Any], ...] = (
@@ -74,6 +80,22 @@ def _layout_of(schema: dict[str, Any]) -> tuple[tuple[str, Any], ...] | None:
             kind = "enum"
         layout.append((field["name"], kind))
     return tuple(layout)
+
+
+def fastavro_frame(codec: SingleObjectCodec, events: list[dict[str, Any]]) -> bytes:
+    """The AuditEvents frame of these events, written by fastavro."""
+    return codec.encode(AUDIT_EVENTS, {"events": events})
+
+
+def encoder(codec: SingleObjectCodec) -> Callable[[list[dict[str, Any]]], bytes]:
+    """What writes AuditEvents frames for this codec's schemas: an AuditWriter, or fastavro (with a warning) if the
+    schema is not laid out as the writer expects."""
+    writer = AuditWriter.for_schemas(codec.schemas)
+    if writer is not None:
+        return writer.encode
+    log.warning("the AuditEvents schema is not laid out as lienthong.auditwire expects; writing audit records with "
+                "fastavro, several times slower")
+    return functools.partial(fastavro_frame, codec)
 
 
 class AuditWriter:

@@ -4,7 +4,6 @@ delivered and the consumed offsets in one Kafka transaction."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import threading
 import time
@@ -12,16 +11,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lienthong import heap
+from lienthong import auditwire, heap
 from lienthong.agencies import check_agency_code
-from lienthong.auditwire import AuditWriter
-from lienthong.codec import SingleObjectCodec
 from lienthong.directory.entries import AgencyEntry
 from lienthong.directory.sync import DirectoryFollower
 from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import AUDIT_EVENTS, ROUTER_STORY, SEEN_MESSAGE, grouped_audit_records, to_millis
+from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, grouped_audit_records, to_millis
 from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, key_partition
 from lienthong.wiring import Bus
 from router.decisions import (
@@ -38,10 +35,6 @@ from router.dedupe import SeenIds
 from router.stories import BALLOT, Story, StoryBook, advance, has_story, story_model, story_record
 
 log = logging.getLogger(__name__)
-
-
-def _fastavro_audit(codec: SingleObjectCodec, events: list[dict[str, Any]]) -> bytes:
-    return codec.encode(AUDIT_EVENTS, {"events": events})
 
 
 @dataclass
@@ -92,14 +85,7 @@ class Router:
         self._audit_follows_ingress = False
         self._pruned_at = time.monotonic()
         self._heap = heap.Keeper(settle_heap)
-        writer = AuditWriter.for_schemas(bus.schemas)
-        self._encode_audit: Callable[[list[dict[str, Any]]], bytes]
-        if writer is not None:
-            self._encode_audit = writer.encode
-        else:
-            log.warning("the AuditEvents schema is not laid out as lienthong.auditwire expects; writing audit records "
-                        "with fastavro, several times slower")
-            self._encode_audit = functools.partial(_fastavro_audit, bus.envelopes.codec)
+        self._encode_audit = auditwire.encoder(bus.envelopes.codec)
         self.ready = threading.Event()
 
     @property

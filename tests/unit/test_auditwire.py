@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lienthong.auditwire import AuditWriter
+from lienthong.auditwire import AuditWriter, encoder
 from lienthong.codec import SingleObjectCodec
 from lienthong.records import AUDIT_EVENTS, decode_audit
 from lienthong.schemas import SchemaSet
@@ -83,6 +83,14 @@ def _changed(mutate: Any) -> SchemaSet:
 ], ids=["a field added", "fields reordered", "a union made plain", "a field removed"])
 def test_another_layout_gets_no_writer(mutate: Any) -> None:
     assert AuditWriter.for_schemas(_changed(mutate)) is None
+
+
+def test_the_encoder_is_the_writer_or_fastavro() -> None:
+    events = _events(random.Random(11), 3)
+    assert encoder(CODEC)(events) == CODEC.encode(AUDIT_EVENTS, {"events": events})
+    changed = _changed(lambda fields: fields.reverse())  # the writer steps aside; fastavro writes the frame
+    assert encoder(SingleObjectCodec(changed))(events) == SingleObjectCodec(changed).encode(AUDIT_EVENTS,
+                                                                                          {"events": events})
 
 
 def test_a_long_beyond_64_bits_is_refused_as_fastavro_refuses_it() -> None:
