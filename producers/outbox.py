@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
-from lienthong.db import make_engine
+from lienthong.db import as_utc, make_engine
 from lienthong.errors import BrokerError
 from lienthong.transport.client import Outgoing, Publisher, TlsClientConfig, broker_answers
 
@@ -56,10 +56,6 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
 )
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ class Outbox:
         headers = [(k, v.encode("latin-1")) for k, v in json.loads(m["headers"])]
         return OutboxEntry(m["seq"], m["message_id"], m["agency"], m["root_id"],
                            Outgoing(m["topic"], m["value"], m["key"], headers),
-                           _utc(m["queued_at"]) or dt.datetime.now(dt.UTC), _utc(m["sent_at"]), m["partition"],
+                           as_utc(m["queued_at"]) or dt.datetime.now(dt.UTC), as_utc(m["sent_at"]), m["partition"],
                            m["offset"], m["attempts"], m["last_error"])
 
     def pending(self, limit: int = 1000) -> list[OutboxEntry]:
