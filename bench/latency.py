@@ -17,7 +17,6 @@ import gc
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 import time
@@ -150,6 +149,7 @@ def receive(agency: str, expect: int, ready_after: int, ready_file: Path, out: P
     from lienthong.envelope import ensure_bytes
     from lienthong.errors import LienthongError
     from lienthong.settings import Settings
+    from lienthong.signals import stop_on_signals
     from lienthong.transport.client import Record
     from lienthong.wiring import Bus
 
@@ -172,17 +172,16 @@ def receive(agency: str, expect: int, ready_after: int, ready_file: Path, out: P
 
     receiver.handle = handle  # type: ignore[method-assign]
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     deadline = time.monotonic() + timeout_s
     keeper = heap.Keeper(True)  # as docs/integrators.md advises a receiver that runs for long
     keeper.settle()
     try:
-        while len(arrivals) < expect and time.monotonic() < deadline and not stop.is_set():
-            receiver.poll(100)
-            keeper.due()
-            if len(arrivals) >= ready_after and not ready_file.exists():
-                ready_file.write_text(str(len(arrivals)))
+        with stop_on_signals(stop):
+            while len(arrivals) < expect and time.monotonic() < deadline and not stop.is_set():
+                receiver.poll(100)
+                keeper.due()
+                if len(arrivals) >= ready_after and not ready_file.exists():
+                    ready_file.write_text(str(len(arrivals)))
     finally:
         out.write_text(json.dumps({"arrivals": arrivals, "failed": failed}))
         receiver.close()

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +28,7 @@ from lienthong.db import as_utc, upsert_insert
 from lienthong.envelope import CertificateSource, EnvelopeCodec
 from lienthong.errors import LienthongError
 from lienthong.messages import Message, MessageKind
+from lienthong.signals import stop_on_signals
 from lienthong.transport.client import Record
 
 log = logging.getLogger(__name__)
@@ -135,21 +134,6 @@ def replay_agency_inbox(inbox_dir: Path, agency: str, projection: Projection, en
         return replay_inbox(inbox, projection, envelopes, certificates)
     finally:
         inbox.close()
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT (Ctrl-C) and SIGTERM set `stop` instead of interrupting, so the loop ends between two polls; the
-    previous handlers come back after. Off the main thread, where Python cannot take signals, it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @dataclass

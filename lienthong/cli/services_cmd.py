@@ -8,11 +8,11 @@ import threading
 import typer
 
 from consumers.audit_projector import AuditProjector
-from consumers.projection import stop_on_signals
 from lienthong import logs
 from lienthong.cli.common import bus, out
 from lienthong.db import display_url
 from lienthong.metrics import ProjectorMetrics, RouterMetrics, serve
+from lienthong.signals import stop_on_signals
 from router.service import Router
 
 router_app = typer.Typer(help="The routing service.", no_args_is_help=True)
