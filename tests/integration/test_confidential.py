@@ -19,7 +19,6 @@ from lienthong.confidential import (
     unwrap_content_key,
     wrap_info,
 )
-from lienthong.directory.view import DirectoryView
 from lienthong.documents import Attachment, ConfidentialDocument
 from lienthong.errors import DecodingError, Reason
 from lienthong.messages import Message, MessageHeader, MessageKind, utc_now
@@ -31,16 +30,6 @@ from tests.integration.conftest import BusHarness, wait_for
 from tests.support import MINISTRY_A, MINISTRY_B, OFFICE, PROVINCE, document
 
 pytestmark = pytest.mark.integration
-
-
-def directory_view(harness: BusHarness) -> DirectoryView:
-    """The directory as the bus publishes it."""
-    follower = harness.bus.directory_follower()
-    try:
-        follower.catch_up()
-    finally:
-        follower.close()
-    return follower.view
 
 
 def test_a_confidential_document_is_read_by_its_recipients_and_by_nobody_else(harness: BusHarness) -> None:
@@ -95,7 +84,7 @@ def test_a_confidential_document_is_read_by_its_recipients_and_by_nobody_else(ha
     assert [e.envelope for e in submitted] == [values[MINISTRY_A]], "the evidence is the signed ciphertext"
 
     # A third agency's key unwraps no content key, whichever wrapped key it tries.
-    envelope, message = bus.envelopes.open(values[MINISTRY_A], directory_view(harness), utc_now())
+    envelope, message = bus.envelopes.open(values[MINISTRY_A], harness.bus.directory_view(), utc_now())
     assert isinstance(message.payload, ConfidentialDocument)
     province = bus.keystore().recipient_key(PROVINCE)
     with pytest.raises(DecodingError) as err:
@@ -119,7 +108,7 @@ def test_a_receiver_the_document_was_not_encrypted_for_quarantines_it(harness: B
     """Written straight to an inbox, past the router that would refuse it: the receiver says why it cannot read it."""
     harness.add_agencies([OFFICE, MINISTRY_A, PROVINCE])
     bus = harness.bus
-    view = directory_view(harness)
+    view = harness.bus.directory_view()
     doc = document(subject=f"MẬT {uuid.uuid4().hex}")
     header = MessageHeader(kind=MessageKind.DOCUMENT, sender=OFFICE, recipients=(MINISTRY_A, PROVINCE),
                            root_id=doc.document_id, created_at=utc_now())
