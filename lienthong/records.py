@@ -319,9 +319,9 @@ def audit_event_model(rec: dict[str, Any]) -> AuditEvent:
         raise DecodingError(f"audit event cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc
 
 
-def grouped_audit_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """AuditEvents records holding AuditEvent records in order, at most AUDIT_EVENTS_PER_RECORD each."""
-    return [{"events": records[i:i + AUDIT_EVENTS_PER_RECORD]} for i in range(0, len(records), AUDIT_EVENTS_PER_RECORD)]
+def audit_event_chunks(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """AuditEvent records in order, at most AUDIT_EVENTS_PER_RECORD together: the events of one AuditEvents record."""
+    return [records[i:i + AUDIT_EVENTS_PER_RECORD] for i in range(0, len(records), AUDIT_EVENTS_PER_RECORD)]
 
 
 def decode_audit(codec: SingleObjectCodec, value: bytes | None) -> list[AuditEvent]:

@@ -18,7 +18,7 @@ from lienthong.directory.sync import DirectoryFollower
 from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, grouped_audit_records, to_millis
+from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, audit_event_chunks, to_millis
 from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, key_partition
 from lienthong.wiring import Bus
 from router.decisions import (
@@ -253,8 +253,8 @@ class Router:
         if not events:
             return []
         key = (events[0]["root_id"] or events[0]["event_id"]).encode()
-        return [Outgoing(self.bus.topics.audit, self._encode_audit(rec["events"]), key, partition=partition)
-                for rec in grouped_audit_records(events)]
+        return [Outgoing(self.bus.topics.audit, self._encode_audit(chunk), key, partition=partition)
+                for chunk in audit_event_chunks(events)]
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and commit it in one transaction; returns the number of ingress records handled."""
