@@ -13,7 +13,6 @@ would make one receiver, not the bus, the bottleneck (see bench/README.md).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from pathlib import Path
 from bench.environment import BenchHome, Item
 from bench.kafka_io import GroupOffsets
 from bench.processes import Child, module, router, start_live
+from lienthong import heap
 from lienthong.transport.client import Publisher
 
 WARMUP = 50
@@ -99,9 +99,8 @@ def run_latency(home: BenchHome, phase: str, items: list[Item], recipient: str, 
         paced = items[WARMUP:WARMUP + count]
         # This process stands in for a gateway but holds every corpus of the run (20,000 signed documents and
         # more); a full collection over them paused the paced sender for 74 ms (measured), counted as the bus's
-        # latency. Frozen for the paced sends, as lienthong.heap does for the router.
-        gc.collect()
-        gc.freeze()
+        # latency. Settled (collected and frozen) for the paced sends, as the router settles its own.
+        heap.settle()
         started = time.perf_counter()
         for n, item in enumerate(paced):
             pause = started + n / rate - time.perf_counter()
@@ -115,7 +114,7 @@ def run_latency(home: BenchHome, phase: str, items: list[Item], recipient: str, 
         while receiver.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        gc.unfreeze()
+        heap.thaw()
         publisher.close()
         for child in reversed(children):
             child.stop()
@@ -145,7 +144,7 @@ def _wait_for(path: Path, timeout_s: float, children: tuple[Child, ...]) -> None
 def receive(agency: str, expect: int, ready_after: int, ready_file: Path, out: Path, timeout_s: float) -> int:
     """The receiver process: note each message's arrival at the handler, verify it, stop after `expect`."""
     from consumers.receiver import Received, Receiver
-    from lienthong import heap, logs
+    from lienthong import logs
     from lienthong.envelope import ensure_bytes
     from lienthong.errors import LienthongError
     from lienthong.settings import Settings

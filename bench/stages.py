@@ -21,7 +21,7 @@ from lienthong.errors import LienthongError
 from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, to_millis
 from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber
 from lienthong.wiring import Bus
-from router.decisions import Accepted, Position, audit_records, authorize, check_identity, decide
+from router.decisions import Accepted, Position, audit_records, authorize, check_identity
 from router.service import Router
 from router.stories import StoryBook, advance, story_record
 
@@ -113,11 +113,11 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
                 times[name].append((end - start) / 1000)
             times["decode"].append((t1 - t0 + t3 - t2) / 1000)
             t0 = clock()
-            decide(value, view, envelopes, now, skew, window, placement)
-            times["decide"].append((clock() - t0) / 1000)
-            t0 = clock()
-            router.route(record, now, router.decide_batch([record], now)[0])
-            times["route"].append((clock() - t0) / 1000)
+            decision = router.decide_batch([record], now)[0]
+            t1 = clock()
+            router.route(record, now, decision)
+            times["decide"].append((t1 - t0) / 1000)
+            times["route"].append((clock() - t0) / 1000)  # deciding and routing, as the router does both
         _produce(publisher, subscriber, outgoing, times, bus)
     finally:
         publisher.close()
