@@ -2,14 +2,9 @@
 edits the code. Nothing here is used by a normal `make bench`; `python -m bench --what-if` runs the router once
 more per workload with each patch set.
 
-    python -m bench.whatif --patch batch,schemas,certificates -- router run --instance bench-router
+    python -m bench.whatif --patch fastavro-audit,no-heap-settle -- router run --instance bench-router
 
 Patches (each the smallest stand-in for the change it names, not the change itself):
-- batch:        the router's producer with batch.size 1 MiB instead of kafka-python's 16 KiB default;
-- schemas:      fastavro given schemas parsed once with its own marker (`parse_schema` with the write hint), so that
-                schemaless_reader/writer stop re-parsing the whole schema on every call;
-- certificates: a certificate's issuer signature checked once per certificate and CA, its validity dates on every
-                message.
 - per-event-audit: the router's audit as it was before the AuditEvents record: one AuditEvent record per event
                 (to compare the two on one machine in one run).
 - decide-per-record: the router deciding each record just before sending what it becomes, as before
@@ -18,78 +13,25 @@ Patches (each the smallest stand-in for the change it names, not the change itse
                 (`sys.setswitchinterval`): how long a thread that released it waits to get it back.
 - txn-retry-100: the router's producer retrying a refused AddPartitionsToTxn after kafka-python's 100 ms, as
                 before TRANSACTION_RETRY_BACKOFF_MS (to compare the two on one machine in one run).
-Since commit 75e557d the project does the last two itself; on such code those patches change nothing.
 - fastavro-audit: the router's AuditEvents records written by fastavro, as before lienthong.auditwire.
 - send-per-record: the router's records queued by kafka-python's send one by one, as before Publisher.send_all.
 - no-heap-settle: `router run` without its heap freezes (lienthong.heap), the collector as CPython ships it.
-The last three undo changes of the second sitting of 2026-11-27 (docs/architecture.md, 5g).
+Every patch but the switch intervals undoes a change the project made, to show what it is worth in one run. (The
+`batch`, `schemas` and `certificates` prototypes were removed once the project did each itself and they changed
+nothing.)
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import functools
 import sys
 from collections.abc import Callable
 from typing import Any
 
-PATCHES = ("batch", "schemas", "certificates", "per-event-audit", "txn-retry-100", "decide-per-record", "switch-1ms",
-           "switch-0.2ms", "fastavro-audit", "send-per-record", "no-heap-settle")
-
-
-def _batch(size: int = 1_048_576) -> None:
-    from lienthong.transport import client
-
-    original = getattr(client, "KafkaProducer")  # noqa: B009 - the name lienthong's client module imported
-
-    @functools.wraps(original)
-    def producer(**config: Any) -> Any:
-        config.setdefault("batch_size", size)
-        return original(**config)
-
-    setattr(client, "KafkaProducer", producer)  # noqa: B010
-
-
-def _schemas() -> None:
-    from fastavro import parse_schema
-
-    from lienthong import schemas
-
-    original = schemas.SchemaSet.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        hinted = {id(s): dataclasses.replace(s, parsed=parse_schema(s.json)) for s in self._by_name.values()}
-        self._by_name = {name: hinted[id(s)] for name, s in self._by_name.items()}
-        self._by_fingerprint = {fp: hinted.get(id(s), s) for fp, s in self._by_fingerprint.items()}
-
-    schemas.SchemaSet.__init__ = init  # type: ignore[method-assign]
-
-
-def _certificates() -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
-    from lienthong import envelope
-
-    original: Callable[[x509.Certificate, x509.Certificate, dt.datetime], None] | None = getattr(
-        envelope, "check_certificate", None)
-    if original is None:  # the envelope no longer checks the chain per message: nothing to patch
-        return
-    issued: set[tuple[bytes, bytes]] = set()
-
-    def check(cert: x509.Certificate, ca: x509.Certificate, at: dt.datetime) -> None:
-        key = (cert.fingerprint(hashes.SHA256()), ca.fingerprint(hashes.SHA256()))
-        if key not in issued:
-            original(cert, ca, at)  # the full check, issuer signature included, once
-            issued.add(key)
-            return
-        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-            original(cert, ca, at)  # let the original say why
-
-    setattr(envelope, "check_certificate", check)  # noqa: B010
+PATCHES = ("per-event-audit", "txn-retry-100", "decide-per-record", "switch-1ms", "switch-0.2ms", "fastavro-audit",
+           "send-per-record", "no-heap-settle")
 
 
 def _per_event_audit() -> None:
@@ -133,25 +75,20 @@ def _decide_per_record() -> None:
 
 def _fastavro_audit() -> None:
     from lienthong import auditwire
-    from router import service
 
-    original = service.Router.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self._encode_audit = functools.partial(auditwire.fastavro_frame, self.bus.envelopes.codec)
-
-    service.Router.__init__ = init  # type: ignore[method-assign]
+    auditwire.encoder = lambda codec: functools.partial(auditwire.fastavro_frame, codec)  # type: ignore[assignment]
 
 
 def _send_per_record() -> None:
     from lienthong.transport import client
 
-    def one_by_one(self: Any, records: Any) -> None:
-        for record in records:
-            self.send(record)
+    original = client.Publisher.__init__
 
-    client.Publisher.send_all = one_by_one  # type: ignore[method-assign]
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._appends_directly = False  # send_all's own record-by-record path
+
+    client.Publisher.__init__ = init  # type: ignore[method-assign]
 
 
 def _no_heap_settle() -> None:
@@ -174,8 +111,7 @@ def _switch(seconds: float) -> Callable[[], None]:
 
 def apply(names: list[str]) -> None:
     for name in names:
-        {"batch": _batch, "schemas": _schemas, "certificates": _certificates,
-         "per-event-audit": _per_event_audit, "txn-retry-100": _txn_retry_100,
+        {"per-event-audit": _per_event_audit, "txn-retry-100": _txn_retry_100,
          "decide-per-record": _decide_per_record,
          "switch-1ms": _switch(0.001), "switch-0.2ms": _switch(0.0002), "fastavro-audit": _fastavro_audit,
          "send-per-record": _send_per_record, "no-heap-settle": _no_heap_settle}[name]()
