@@ -108,7 +108,7 @@ def _to_record(raw: Any) -> Record:
 # few ms). The Java client waits 20 ms for that one request instead of retry.backoff.ms (KAFKA-5477). kafka-python
 # 3.0 computes the lower value on the request's handler, but its sender thread sleeps its own retry_backoff_ms
 # (100 ms), so every transaction that followed another started 100 ms late. Measured here (bench/README.md):
-# back-to-back transactions of 10 records took 117 ms to flush with 100 ms, 35 with 20, 17-20 with 5.
+# back-to-back transactions of 10 records took 117 ms to flush with 100 ms, 35 with 20, 16-20 with 5.
 TRANSACTION_RETRY_BACKOFF_MS = 5
 
 
