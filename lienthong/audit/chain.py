@@ -131,6 +131,7 @@ def verify_chain(rows: Iterable[Sequence[Any]], checkpoint_seqs: set[int], check
             report.rows = expected_seq - start_seq + 1  # the rows that held, and this one
             report.findings.append(_classify(row, after, expected_seq, expected_prev, earlier))
             return report
+        earlier, expected_prev, expected_seq = expected_prev, row_hash, seq + 1
         if seq in stops:
             if seq in checkpoint_seqs:
                 error = check_checkpoint(seq, bytes(row_hash))
@@ -141,9 +142,7 @@ def verify_chain(rows: Iterable[Sequence[Any]], checkpoint_seqs: set[int], check
                 report.checkpoints += 1
                 report.last_checkpoint_seq = seq
             if seq == last_seq:  # a range ends here; a following row was only there to look ahead
-                expected_seq = seq + 1
                 break
-        earlier, expected_prev, expected_seq = expected_prev, row_hash, seq + 1
     report.rows = expected_seq - start_seq
     report.last_seq = expected_seq - 1
     beyond = sorted(s for s in checkpoint_seqs if s > report.last_seq)
