@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -76,13 +75,6 @@ pending_answers = Table(
     Column("delivered_at", DateTime(timezone=True)),
 )
 applied = replay_ledger(metadata, "ballot")
-
-
-@dataclass(frozen=True)
-class Projected:
-    """What one message changed: 'ballot', 'answer', or '' for a replay or a message of another kind."""
-
-    what: str
 
 
 class BallotStore:
@@ -211,19 +203,20 @@ class BallotProjector:
 
     def apply(self, message: Message, arrived: dt.datetime | None) -> bool:
         """`project`, for `consumers.projection`: True if the message changed the ballots or answers kept."""
-        return bool(self.project(message, arrived).what)
+        return bool(self.project(message, arrived))
 
-    def project(self, message: Message, delivered_at: dt.datetime | None = None) -> Projected:
+    def project(self, message: Message, delivered_at: dt.datetime | None = None) -> str:
+        """What one message changed: 'ballot', 'answer', or '' for a replay or a message of another kind."""
         payload = message.payload
         if isinstance(payload, Ballot):
-            return Projected("ballot" if self.store.record_ballot(payload) else "")
+            return "ballot" if self.store.record_ballot(payload) else ""
         if not isinstance(payload, BallotAnswer):
-            return Projected("")
+            return ""
         member = message.header.sender  # verified by the receiver: the answer is signed with this member's key
         ballot = self.store.find(payload.ballot_id)
         if ballot is None:  # not checkable yet: set aside until the ballot is recorded, out of the tally
             self.store.set_aside(member, payload, message.header.message_id, delivered_at)
-            return Projected("")
+            return ""
         try:
             ballot.check_answer(member, payload.option)
         except LienthongError as exc:
@@ -231,6 +224,6 @@ class BallotProjector:
             log.warning("ballot answer not projected", extra={"root_id": payload.ballot_id,
                                                                "message_id": message.header.message_id,
                                                                "reason": exc.reason.value})
-            return Projected("")
+            return ""
         new = self.store.record_answer(member, payload, message.header.message_id, delivered_at)
-        return Projected("answer" if new else "")
+        return "answer" if new else ""
