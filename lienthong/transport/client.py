@@ -272,13 +272,15 @@ class Publisher:
     def begin(self) -> None:
         self._call("begin_transaction")
 
-    def commit(self, consumer: Subscriber | None = None) -> None:
-        """Commit the open transaction, together with the consumer's current positions when given one."""
-        if consumer is not None:
+    def commit(self, consumed: Subscriber | Checkpoint | None = None) -> None:
+        """Commit the open transaction, together with consumed positions when given them: a consumer's current ones,
+        or a checkpoint taken earlier (when the consumer has read on since). Safe to call from another thread than
+        the one that sent: kafka-python's producer is thread-safe."""
+        checkpoint = consumed.checkpoint() if isinstance(consumed, Subscriber) else consumed
+        if checkpoint is not None and checkpoint.offsets:
             offsets = {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(pos, "", -1)
-                       for tp, pos in consumer.positions().items()}
-            if offsets:
-                self._call("send_offsets_to_transaction", offsets, consumer.group_metadata())
+                       for tp, pos in checkpoint.offsets.items()}
+            self._call("send_offsets_to_transaction", offsets, checkpoint.group_metadata)
         self._call("commit_transaction")
 
     def abort(self) -> None:
@@ -295,6 +297,15 @@ class Publisher:
 class PartitionRef:
     topic: str
     partition: int
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a transaction commits for its consumer: the next offset to read per partition, and the group generation
+    those positions belong to (kafka-python's ConsumerGroupMetadata)."""
+
+    offsets: Mapping[PartitionRef, int]
+    group_metadata: Any
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -373,6 +384,12 @@ class Subscriber:
     def positions(self) -> dict[PartitionRef, int]:
         return {PartitionRef(tp.topic, tp.partition): self._consumer.position(tp)
                 for tp in self._consumer.assignment()}
+
+    def checkpoint(self) -> Checkpoint:
+        """The positions reached and the group generation they were read in, to commit in a transaction later. Its
+        generation is the one the records were read in: if the group rebalances before the commit, the broker
+        refuses the commit (the partitions may be another member's by then) instead of accepting it."""
+        return Checkpoint(self.positions(), self._consumer.group_metadata())
 
     def group_metadata(self) -> Any:
         return self._consumer.group_metadata()

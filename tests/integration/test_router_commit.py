@@ -1,0 +1,56 @@
+"""The router commits each transaction in the background while it polls and decides the next batch: a commit that
+fails there is aborted, and the batch and whatever was read ahead come again, each delivered once."""
+
+from __future__ import annotations
+
+import pytest
+
+from lienthong.errors import BrokerError
+from lienthong.transport.client import Checkpoint, PartitionRef, Record, Subscriber
+from lienthong.wiring import Bus
+from router.service import Router
+from tests.integration.conftest import BusHarness
+from tests.support import MINISTRY_A, OFFICE, document
+
+pytestmark = pytest.mark.integration
+
+
+def _message_ids(harness: BusHarness, records: list[Record]) -> list[str]:
+    envelopes = harness.bus.envelopes
+    return [envelopes.decode_content(envelopes.read(r.value or b"")).header.message_id for r in records]
+
+
+def test_a_commit_that_fails_in_the_background_is_aborted_and_its_batch_routed_again(harness: BusHarness) -> None:
+    harness.add_agencies([OFFICE, MINISTRY_A])
+    gateway = harness.gateway(OFFICE)
+    # Waiting before the router starts, in batches of 5: while the first batch commits, the next is polled and
+    # decided (read ahead).
+    sent = {gateway.send_document(document(number=str(n)), [MINISTRY_A]).message_id for n in range(1, 21)}
+    router = Router(Bus(harness.bus.settings.model_copy(update={"router_batch_size": 5})), "router-1")
+    router.start()
+    harness.closers.append(router.close)
+    producer = router.conn.producer
+    real_commit = producer.commit
+    failed: list[Checkpoint] = []
+
+    def commit_failing_once(consumed: Subscriber | Checkpoint | None = None) -> None:
+        if not failed:
+            assert isinstance(consumed, Checkpoint)
+            failed.append(consumed)
+            raise BrokerError("injected: the first commit fails")
+        real_commit(consumed)
+
+    producer.commit = commit_failing_once  # type: ignore[method-assign]
+    harness.services.run("router-1", router.run)
+
+    inbox = harness.bus.topics.inbox(MINISTRY_A)
+    records = harness.read_topic(inbox, len(sent))
+    assert sorted(_message_ids(harness, records)) == sorted(sent), "each document once: the aborted transaction's deliveries are gone"
+    assert len(failed) == 1 and 1 <= sum(failed[0].offsets.values()) <= 5, "the first batch's commit was refused"
+    assert all(isinstance(p, PartitionRef) for p in failed[0].offsets)
+    assert router.metrics.transactions.labels("aborted")._value.get() == 1
+
+    later = gateway.send_document(document(number="21"), [MINISTRY_A]).message_id
+    records = harness.read_topic(inbox, len(sent) + 1)
+    assert later in _message_ids(harness, records), "the router goes on routing after the abort"
+    assert len(records) == len(sent) + 1
