@@ -301,9 +301,9 @@ def _shown(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(width=None if Console().is_terminal else 120)
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # the profiles are written beside it during the run
     results = run(args, console)
     results["targets"] = report.targets(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     markdown = args.out.with_suffix(".md")
     markdown.write_text(report.markdown(results), encoding="utf-8")
