@@ -16,6 +16,8 @@ Patches (each the smallest stand-in for the change it names, not the change itse
 - fastavro-audit: the router's AuditEvents records written by fastavro, as before lienthong.auditwire.
 - send-per-record: the router's records queued by kafka-python's send one by one, as before Publisher.send_all.
 - no-heap-settle: `router run` without its heap freezes (lienthong.heap), the collector as CPython ships it.
+- commit-inline: each transaction's commit waited for before the next poll, as before the router committed in the
+                background while polling and deciding the next batch.
 Every patch but the switch intervals undoes a change the project made, to show what it is worth in one run. (The
 `batch`, `schemas` and `certificates` prototypes were removed once the project did each itself and they changed
 nothing.)
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 PATCHES = ("per-event-audit", "txn-retry-100", "decide-per-record", "switch-1ms", "switch-0.2ms", "fastavro-audit",
-           "send-per-record", "no-heap-settle")
+           "send-per-record", "no-heap-settle", "commit-inline")
 
 
 def _per_event_audit() -> None:
@@ -102,6 +104,19 @@ def _no_heap_settle() -> None:
     service.Router.__init__ = init  # type: ignore[method-assign]
 
 
+def _commit_inline() -> None:
+    from router import service
+
+    run_once = service.Router.run_once
+
+    def commit_before_returning(self: Any, timeout_ms: int = 500) -> int:
+        handled = run_once(self, timeout_ms)
+        self.finish_commit()
+        return handled
+
+    service.Router.run_once = commit_before_returning  # type: ignore[method-assign]
+
+
 def _switch(seconds: float) -> Callable[[], None]:
     def patch() -> None:
         sys.setswitchinterval(seconds)
@@ -114,7 +129,8 @@ def apply(names: list[str]) -> None:
         {"per-event-audit": _per_event_audit, "txn-retry-100": _txn_retry_100,
          "decide-per-record": _decide_per_record,
          "switch-1ms": _switch(0.001), "switch-0.2ms": _switch(0.0002), "fastavro-audit": _fastavro_audit,
-         "send-per-record": _send_per_record, "no-heap-settle": _no_heap_settle}[name]()
+         "send-per-record": _send_per_record, "no-heap-settle": _no_heap_settle,
+         "commit-inline": _commit_inline}[name]()
 
 
 def main(argv: list[str] | None = None) -> int:
