@@ -8,7 +8,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,16 @@ from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError,
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
 from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, audit_event_chunks, to_millis
-from lienthong.transport.client import Admin, Outgoing, Publisher, Record, Subscriber, key_partition
+from lienthong.transport.client import (
+    Admin,
+    Checkpoint,
+    Outgoing,
+    Publisher,
+    Record,
+    Subscriber,
+    key_partition,
+    written_end,
+)
 from lienthong.wiring import Bus
 from router.decisions import (
     Accepted,
@@ -37,14 +47,16 @@ from router.stories import BALLOT, Story, StoryBook, advance, has_story, story_m
 
 log = logging.getLogger(__name__)
 
+CLOSE_COMMIT_WAIT_S = 10.0  # how long close() waits for a commit in flight before it closes the producer anyway
+
 
 @dataclass(frozen=True)
 class _Committing:
     """A transaction whose commit runs in the background."""
 
     future: Future[None]
-    started: float  # perf_counter when its first record was sent
     now: dt.datetime  # the time its decisions were made
+    written: dict[tuple[str, int], Any]  # the futures of its last records on the seen and stories partitions
 
 
 @dataclass
@@ -96,9 +108,10 @@ class Router:
         self._pruned_at = time.monotonic()
         self._heap = heap.Keeper(settle_heap)
         self._encode_audit = auditwire.encoder(bus.envelopes.codec)
-        # One thread that commits each transaction while the router's own thread polls and decides the next batch.
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"{instance}-commit")
-        self._committing: _Committing | None = None
+        self._committing: _Committing | None = None  # the transaction whose commit runs in the background
+        # Per (seen or stories topic, partition): the offset after the last record a committed transaction of this
+        # router wrote there, which a reload of that partition must read up to.
+        self._state_written: dict[tuple[str, int], int] = {}
         self.ready = threading.Event()
 
     @property
@@ -117,11 +130,14 @@ class Router:
 
     def _read_partition(self, topic: str, partition: int, schema: str,
                         since_ms: int | None = None) -> Iterator[dict[str, Any]]:
-        """The decoded records of one partition of a router topic, to its end; an unreadable one is logged and
-        skipped."""
+        """The decoded records of one partition of a router topic, to its end, and at least to the end of what this
+        router's committed transactions wrote there (the broker writes their markers after it confirms a commit, and
+        a partition revoked and given back while a commit was in flight is loaded right after it); an unreadable one
+        is logged and skipped."""
         reader = self.bus.topic_reader(topic, partitions=[partition], since_ms=since_ms)
+        written = self._state_written.get((topic, partition))
         try:
-            for record in reader.read_to_end():
+            for record in reader.read_to_end(at_least={partition: written} if written is not None else None):
                 try:
                     yield self.bus.envelopes.codec.decode(record.value or b"", schema)
                 except LienthongError:
@@ -294,17 +310,38 @@ class Router:
             return 0  # these records come again: the consumer was rewound to before the failed transaction's
         self._heap.due()  # between transactions: the stories and ids of the documents routed since the last time
         started = time.perf_counter()
+        state_topics = frozenset((self.bus.topics.router_seen, self.bus.topics.router_stories))
+        written: dict[tuple[str, int], Any] = {}
         try:
             conn.producer.begin()
             for record, decision in zip(records, decisions, strict=True):
-                conn.producer.send_all(self.route(record, now, decision))
+                written.update(conn.producer.send_all(self.route(record, now, decision), watch=state_topics))
         except FencedError:
             raise
         except BrokerError as exc:
             self._abort(exc)
             return 0
-        self._committing = _Committing(self._committer.submit(conn.producer.commit, checkpoint), started, now)
+        self._committing = _Committing(self._commit_in_background(conn.producer, checkpoint, started), now, written)
         return len(records)
+
+    def _commit_in_background(self, producer: Publisher, checkpoint: Checkpoint, started: float) -> Future[None]:
+        """Commit on a thread of its own, counted when it is done. A daemon thread, so that a commit kafka-python
+        waits on for good (it has no time limit) cannot keep the process from exiting: the broker then aborts the
+        transaction, or the next incarnation of this instance fences it."""
+        done: Future[None] = Future()
+
+        def commit() -> None:
+            try:
+                producer.commit(checkpoint)
+            except BaseException as exc:  # handed to finish_commit, which aborts or raises
+                done.set_exception(exc)
+                return
+            self.metrics.transactions.labels("committed").inc()
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)  # route and commit, as documented
+            done.set_result(None)
+
+        threading.Thread(target=commit, name=f"{self.instance}-commit", daemon=True).start()
+        return done
 
     def finish_commit(self) -> bool:
         """Wait for the transaction in flight, if any, to commit; False if it failed (it is then aborted and the
@@ -319,8 +356,10 @@ class Router:
         except BrokerError as exc:
             self._abort(exc)
             return False
-        self.metrics.transactions.labels("committed").inc()
-        self.metrics.batch_seconds.observe(time.perf_counter() - committing.started)
+        for where, future in committing.written.items():
+            end = written_end(future)
+            if end is not None:
+                self._state_written[where] = max(end, self._state_written.get(where, 0))
         if time.monotonic() - self._pruned_at > 60:
             self.conn.seen.prune(to_millis(committing.now))
             self._pruned_at = time.monotonic()
@@ -372,11 +411,13 @@ class Router:
         self._heap.thaw()  # a reconnect drops these clients; start() collects them and freezes again
         committing, self._committing = self._committing, None
         if committing is not None:
-            # Stopping with a commit in flight (a broker outage, or close() without run()'s last finish_commit):
-            # wait for it so the producer is not closed under it; if it fails, the broker aborts the transaction
-            # (or the next incarnation of this instance fences it), and its records are routed again.
+            # Stopping with a commit in flight (a broker outage, or close() without run()'s last finish_commit): give
+            # it a while so the producer is not closed under it. If it fails or takes longer, the broker aborts the
+            # transaction (or the next incarnation of this instance fences it), and its records are routed again.
             try:
-                committing.future.result()
+                committing.future.result(timeout=CLOSE_COMMIT_WAIT_S)
+            except FutureTimeout:
+                log.warning("closing with a transaction still committing", extra={"waited_s": CLOSE_COMMIT_WAIT_S})
             except (LienthongError, OSError) as exc:
                 log.warning("the last transaction did not commit", extra={"error": repr(exc)})
         if self._conn is not None:

@@ -150,6 +150,11 @@ _SEND_PARTS = ("_accumulator", "_transaction_manager", "_metadata", "_sender", "
                "_estimate_size_in_bytes")
 
 
+def written_end(future: Any) -> int | None:
+    """The offset after a record whose transaction committed (its future then holds its offset); None if it failed."""
+    return int(future.value.offset) + 1 if future.is_done and future.succeeded() else None
+
+
 class Publisher:
     """A producer: idempotent always, transactional when given a transactional id."""
 
@@ -195,7 +200,7 @@ class Publisher:
         except KafkaError as exc:
             raise as_broker_error(f"cannot publish to {record.topic}", exc) from exc
 
-    def send_all(self, records: Iterable[Outgoing]) -> None:
+    def send_all(self, records: Iterable[Outgoing], watch: frozenset[str] = frozenset()) -> dict[tuple[str, int], Any]:
         """Queue records in the open transaction, each as `send` would, at about two thirds of its cost.
 
         For the router, which sends 4 records a document with one recipient and 63 with sixty: kafka-python's `send`
@@ -206,11 +211,17 @@ class Publisher:
         not failed, each topic's metadata known (a record to a topic without it goes through `send`, which waits for
         it), the partition among the topic's, header values are bytes, each record within the request size. A record
         whose sending fails later fails the transaction's commit, as with `send` (whose futures the router does not
-        keep)."""
+        keep).
+
+        Returns, for the topics in `watch`, the future of the last record queued to each partition it names: once
+        the transaction has committed, their offsets say how far a reader must read to see it."""
+        last: dict[tuple[str, int], Any] = {}
         if not self._appends_directly:
             for record in records:
-                self.send(record)
-            return
+                future = self.send(record)
+                if record.topic in watch and record.partition is not None:
+                    last[(record.topic, record.partition)] = future
+            return last
         producer = self._producer
         accumulator, manager, metadata = producer._accumulator, producer._transaction_manager, producer._metadata
         known: dict[str, set[int]] = {}
@@ -231,7 +242,10 @@ class Publisher:
                     if partitions is not None:
                         known[topic] = partitions
                 if partition is None or value is None or partitions is None or partition not in partitions:
-                    self.send(record)  # the partitioner, a tombstone, metadata to wait for, or send's own refusal
+                    # The partitioner, a tombstone, metadata to wait for, or send's own refusal.
+                    future = self.send(record)
+                    if topic in watch and partition is not None:
+                        last[(topic, partition)] = future
                     continue
                 tp = TopicPartition(topic, partition)
                 if tp not in added:
@@ -243,19 +257,22 @@ class Publisher:
                 headers = list(record.headers)
                 if headers and not all(type(v) is bytes for _, v in headers):
                     self.send(record)  # send's own refusal: the accumulator would take the record, then raise
-                    continue
+                    continue  # (it raises: nothing to watch)
                 same = (id(value), id(record.key), id(record.headers))
                 entry = sized.get(same)
                 if entry is None:
                     entry = sized[same] = (record, producer._estimate_size_in_bytes(record.key, value, headers))
                 producer._ensure_valid_record_size(entry[1])
-                _, full, new_batch, _ = accumulator.append(tp, None, record.key, value, headers)
+                future, full, new_batch, _ = accumulator.append(tp, None, record.key, value, headers)
                 wake = wake or full or new_batch
+                if topic in watch:
+                    last[(topic, partition)] = future
         except KafkaError as exc:
             raise as_broker_error(f"cannot publish to {topic}", exc) from exc
         finally:
             if wake:
                 producer._sender.wakeup()
+        return last
 
     def send_and_wait(self, record: Outgoing, timeout_s: float = 30.0) -> tuple[int, int]:
         """Publish one record and wait until the broker acknowledged it; returns (partition, offset)."""
@@ -458,12 +475,17 @@ class TopicReader:
             raise as_broker_error(f"poll of {self.topic} failed", exc) from exc
         return [_to_record(raw) for raws in batch.values() for raw in raws]
 
-    def read_to_end(self, timeout_s: float = 30.0) -> Iterator[Record]:
-        """Every record up to the end offsets as they are now."""
+    def read_to_end(self, timeout_s: float = 30.0, at_least: Mapping[int, int] | None = None) -> Iterator[Record]:
+        """Every record up to the end offsets as they are now, and at least up to `at_least` (partition → offset):
+        for a reader that must see a transaction the caller has just committed. A read_committed end offset stops at
+        the first transaction whose markers the broker has not written yet, and the broker writes them after it
+        confirms the commit; so this waits for them, until `timeout_s`."""
         try:
             ends = self._consumer.end_offsets(self._tps)
         except KafkaError as exc:
             raise as_broker_error(f"cannot read end offsets of {self.topic}", exc) from exc
+        for tp in ends:
+            ends[tp] = max(ends[tp], (at_least or {}).get(tp.partition, 0))
         deadline = time.monotonic() + timeout_s
         while any(self._consumer.position(tp) < end for tp, end in ends.items()):
             if time.monotonic() > deadline:

@@ -3,12 +3,22 @@ the AddPartitionsToTxn the broker refuses while it finishes the previous commit.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from lienthong.transport.client import TRANSACTION_RETRY_BACKOFF_MS, Admin, Outgoing, Publisher
+from lienthong.transport.client import (
+    TRANSACTION_RETRY_BACKOFF_MS,
+    Admin,
+    Outgoing,
+    Publisher,
+    Record,
+    TopicReader,
+    written_end,
+)
 
 
 def _fresh_topic(bootstrap: str, partitions: int) -> tuple[str, Publisher]:
@@ -127,3 +137,37 @@ def test_send_all_refuses_a_header_value_that_is_not_bytes_as_send_does(kafka_bo
     finally:
         publisher.close()
     assert [value for _, _, value, _ in _committed(kafka_bootstrap, topic)] == [b"good"]
+
+
+def test_read_to_end_reads_up_to_a_transaction_the_caller_committed_waiting_for_its_markers(
+        kafka_bootstrap: str) -> None:
+    # The router reloads a partition's seen ids and stories right after its own commit when the partition was revoked
+    # and given back meanwhile; a read_committed end offset stops before a transaction whose markers are not written.
+    topic, publisher = _fresh_topic(kafka_bootstrap, 1)
+    try:
+        publisher.begin()
+        futures = publisher.send_all([Outgoing(topic, b"decided later", b"k", partition=0)], watch=frozenset({topic}))
+        publisher.flush(30)
+        end = written_end(futures[(topic, 0)])
+        assert end == 1
+        first = TopicReader(kafka_bootstrap, topic)
+        try:
+            assert list(first.read_to_end(timeout_s=5)) == [], "an undecided transaction is not read"
+        finally:
+            first.close()
+        got: list[Record] = []
+        reader = TopicReader(kafka_bootstrap, topic)
+        waiting = threading.Thread(target=lambda: got.extend(reader.read_to_end(timeout_s=30, at_least={0: end})))
+        try:
+            waiting.start()
+            time.sleep(1.0)
+            assert waiting.is_alive() and not got, "it waits while the transaction is undecided"
+            publisher.commit()
+            waiting.join(30)
+            assert not waiting.is_alive()
+        finally:
+            waiting.join(30)
+            reader.close()
+        assert [r.value for r in got] == [b"decided later"]
+    finally:
+        publisher.close()
