@@ -1,9 +1,10 @@
 """The router's AuditEvents records, written without fastavro: the same bytes, two to three times faster.
 
-The router writes one AuditEvents record per decision: a SUBMITTED event, ROUTED or REJECTED, and one DELIVERED
-event per recipient, 3 with one recipient and 62 with sixty. fastavro took about 10.5 µs per event (16 fields, ten
-of them unions); in this writer the fields all events of a decision share (message id, root id, kind, sender; the
-source position and the content digest) are encoded once per record, and each event adds its own few fields.
+A decision has a SUBMITTED event, ROUTED or REJECTED, and one DELIVERED event per recipient: 3 with one recipient
+and 62 with sixty; the router writes the events of a transaction's decisions on one audit partition in as few
+AuditEvents records as fit. fastavro took about 10.5 µs per event (16 fields, ten of them unions); in this writer the
+fields the events of a decision share (message id, root id, kind, sender; the source position and the content digest)
+are encoded once per decision in a record, and each event adds its own few fields.
 
 The writer is built from the AuditEvents schema in schemas/ and refuses to be built (`AuditWriter.for_schemas`
 returns None, and `encoder` gives fastavro's) if that schema is not laid out as it expects: a changed schema can make

@@ -36,7 +36,7 @@ _EPOCH_DAY = dt.date(1970, 1, 1)
 SIGNED_CONTENT = "gov.lienthong.SignedContent"
 ENVELOPE = "gov.lienthong.Envelope"
 AUDIT_EVENT = "gov.lienthong.AuditEvent"
-AUDIT_EVENTS = "gov.lienthong.AuditEvents"  # the events of one routing decision in one audit topic record
+AUDIT_EVENTS = "gov.lienthong.AuditEvents"  # the events of a transaction's decisions on one audit partition
 AUDIT_EVENTS_PER_RECORD = 100  # keeps a record with a SUBMITTED event's envelope within the producer's limit
 DIRECTORY_ENTRY = "gov.lienthong.DirectoryEntry"
 SEEN_MESSAGE = "gov.lienthong.SeenMessage"
@@ -319,9 +319,30 @@ def audit_event_model(rec: dict[str, Any]) -> AuditEvent:
         raise DecodingError(f"audit event cannot be read: {exc}", reason=Reason.INVALID_CONTENT) from exc
 
 
-def audit_event_chunks(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """AuditEvent records in order, at most AUDIT_EVENTS_PER_RECORD together: the events of one AuditEvents record."""
-    return [records[i:i + AUDIT_EVENTS_PER_RECORD] for i in range(0, len(records), AUDIT_EVENTS_PER_RECORD)]
+def audit_event_size(record: dict[str, Any]) -> int:
+    """An AuditEvent record's encoded size, over-estimated: its texts and bytes, and 64 bytes for the rest."""
+    return 64 + sum(len(v) for v in record.values() if isinstance(v, (str, bytes)))
+
+
+def audit_event_chunks(records: list[dict[str, Any]], max_bytes: int | None = None) -> list[list[dict[str, Any]]]:
+    """AuditEvent records in order, grouped as the events of AuditEvents records: at most AUDIT_EVENTS_PER_RECORD
+    together, and, given `max_bytes`, no more than fit in it by `audit_event_size` (an event bigger than that alone,
+    as one whose SUBMITTED envelope is a document of the largest size: the producer's request limit leaves room)."""
+    if max_bytes is None:
+        return [records[i:i + AUDIT_EVENTS_PER_RECORD] for i in range(0, len(records), AUDIT_EVENTS_PER_RECORD)]
+    chunks: list[list[dict[str, Any]]] = []
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for record in records:
+        grows = audit_event_size(record)
+        if chunk and (len(chunk) == AUDIT_EVENTS_PER_RECORD or size + grows > max_bytes):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(record)
+        size += grows
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def decode_audit(codec: SingleObjectCodec, value: bytes | None) -> list[AuditEvent]:

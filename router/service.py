@@ -213,9 +213,11 @@ class Router:
                 decisions.append(Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}"))
         return decisions
 
-    def route(self, record: Record, now: dt.datetime, decision: Decision) -> list[Outgoing]:
+    def route(self, record: Record, now: dt.datetime, decision: Decision,
+              audit: dict[int, list[dict[str, Any]]] | None = None) -> list[Outgoing]:
         """Everything one ingress record and its decision turn into: deliveries or a DLQ record, and its audit
-        events."""
+        events. Given `audit`, the events are added to it by audit partition instead, when they go to the ingress
+        record's partition number, for the caller to write with those of the rest of the batch (`_audit`)."""
         arrived = record.time or now
         topics, seen = self.bus.topics, self.conn.seen
         out: list[Outgoing] = []
@@ -247,8 +249,11 @@ class Router:
             log.info("rejected", extra={"offset": record.offset, "partition": record.partition,
                                         "reason": decision.reason.value, "detail": decision.detail})
         position = Position(record.topic, record.partition, record.offset, arrived)
-        audit_partition = record.partition if self._audit_follows_ingress else None
-        out.extend(self._audit(audit_records(decision, position, now, record.value), audit_partition))
+        events = audit_records(decision, position, now, record.value)
+        if audit is not None and self._audit_follows_ingress:
+            audit.setdefault(record.partition, []).extend(events)
+        else:
+            out.extend(self._audit(events, record.partition if self._audit_follows_ingress else None))
         return out
 
     def _advance_story(self, decision: Accepted, partition: int,
@@ -277,13 +282,16 @@ class Router:
         return decision, story
 
     def _audit(self, events: list[dict[str, Any]], partition: int | None = None) -> list[Outgoing]:
-        """The audit events of one decision in one record (more only past AUDIT_EVENTS_PER_RECORD events): one
-        record to produce instead of two plus one per recipient."""
+        """Audit events in as few AuditEvents records as fit: those of one decision, or, when the audit partition
+        follows the ingress one, those of a whole batch's decisions on one partition (the events of 33 documents with
+        one recipient in one record, instead of one record per document). Each record stays within the producer's
+        limit (`max_message_bytes`, and 100 events), so a SUBMITTED event carrying a large document goes with few
+        others."""
         if not events:
             return []
         key = (events[0]["root_id"] or events[0]["event_id"]).encode()
         return [Outgoing(self.bus.topics.audit, self._encode_audit(chunk), key, partition=partition)
-                for chunk in audit_event_chunks(events)]
+                for chunk in audit_event_chunks(events, self.bus.settings.max_message_bytes)]
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and route it in one transaction; returns the number of ingress records handled.
@@ -314,8 +322,11 @@ class Router:
         written: dict[tuple[str, int], Any] = {}
         try:
             conn.producer.begin()
+            audit: dict[int, list[dict[str, Any]]] = {}
             for record, decision in zip(records, decisions, strict=True):
-                written.update(conn.producer.send_all(self.route(record, now, decision), watch=state_topics))
+                written.update(conn.producer.send_all(self.route(record, now, decision, audit), watch=state_topics))
+            for partition, events in audit.items():
+                conn.producer.send_all(self._audit(events, partition))
         except FencedError:
             raise
         except BrokerError as exc:

@@ -1,8 +1,10 @@
-"""Audit topic records: one per routing decision now, one per event before; the projector reads both."""
+"""Audit topic records: the events of a transaction's decisions grouped now, one event per record before; the
+projector reads both."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -14,6 +16,7 @@ from lienthong.records import (
     AUDIT_EVENTS_PER_RECORD,
     audit_event_chunks,
     audit_event_record,
+    audit_event_size,
     decode_audit,
 )
 from tests.support import envelopes
@@ -50,3 +53,25 @@ def test_something_else_on_the_audit_topic_is_refused_with_its_reason() -> None:
         decode_audit(CODEC, CODEC.encode("gov.lienthong.SeenMessage", {
             "message_id": "m", "root_id": "r", "created_at": 0, "ingress_offset": 0}))
     assert err.value.reason == Reason.UNKNOWN_SCHEMA
+
+
+def test_a_batch_s_events_are_grouped_in_order_within_the_byte_limit() -> None:
+    # As the router groups a transaction's events per audit partition: SUBMITTED events carry signed documents.
+    records = [audit_event_record(e) for e in events(40)]
+    for i, record in enumerate(records):
+        record["envelope"] = bytes(300 + 50 * (i % 7)) if i % 3 == 0 else None
+    limit = 2_000
+    chunks = audit_event_chunks(records, max_bytes=limit)
+    assert [r for chunk in chunks for r in chunk] == records, "every event once, in order"
+    assert all(sum(audit_event_size(r) for r in chunk) <= limit for chunk in chunks)
+    # Greedy: each chunk but the last is full, in that the next event would not have fitted.
+    assert all(sum(audit_event_size(r) for r in chunk) + audit_event_size(after[0]) > limit
+               for chunk, after in itertools.pairwise(chunks))
+    big = dict(records[1], envelope=bytes(limit))
+    assert audit_event_chunks([records[0], big, records[2]], max_bytes=limit) == [[records[0]], [big], [records[2]]]
+    assert len(audit_event_chunks(records * 5, max_bytes=10**9)) == 2, "and never more than 100 events a record"
+
+
+def test_an_event_s_size_over_estimates_its_encoding() -> None:
+    for record in (audit_event_record(e) for e in events(3)):
+        assert audit_event_size(record) >= len(CODEC.encode(AUDIT_EVENT, record))
