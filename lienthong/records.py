@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -39,7 +40,9 @@ AUDIT_EVENT = "gov.lienthong.AuditEvent"
 AUDIT_EVENTS = "gov.lienthong.AuditEvents"  # the events of a transaction's decisions on one audit partition
 AUDIT_EVENTS_PER_RECORD = 100  # keeps a record with a SUBMITTED event's envelope within the producer's limit
 DIRECTORY_ENTRY = "gov.lienthong.DirectoryEntry"
-SEEN_MESSAGE = "gov.lienthong.SeenMessage"
+SEEN_MESSAGE = "gov.lienthong.SeenMessage"  # one delivered message id a record, as routers wrote them before
+SEEN_MESSAGES = "gov.lienthong.SeenMessages"  # the ids one router transaction delivered from one ingress partition
+SEEN_PER_RECORD = 10_000
 ROUTER_STORY = "gov.lienthong.RouterStory"
 OFFICIAL_DOCUMENT = "gov.lienthong.OfficialDocument"  # alone: the plaintext inside a ConfidentialDocument
 
@@ -324,25 +327,55 @@ def audit_event_size(record: dict[str, Any]) -> int:
     return 64 + sum(len(v) for v in record.values() if isinstance(v, (str, bytes)))
 
 
-def audit_event_chunks(records: list[dict[str, Any]], max_bytes: int | None = None) -> list[list[dict[str, Any]]]:
-    """AuditEvent records in order, grouped as the events of AuditEvents records: at most AUDIT_EVENTS_PER_RECORD
-    together, and, given `max_bytes`, no more than fit in it by `audit_event_size` (an event bigger than that alone,
-    as one whose SUBMITTED envelope is a document of the largest size: the producer's request limit leaves room)."""
+T = TypeVar("T")
+
+
+def chunked(items: list[T], size: Callable[[T], int], max_count: int, max_bytes: int | None) -> list[list[T]]:
+    """Items in order, grouped greedily as the contents of records: at most `max_count` a group and, given
+    `max_bytes`, no more than fit in it by `size` (an item bigger than that goes alone: the producer's request limit,
+    `max_message_bytes` and 64 KiB, leaves it room)."""
     if max_bytes is None:
-        return [records[i:i + AUDIT_EVENTS_PER_RECORD] for i in range(0, len(records), AUDIT_EVENTS_PER_RECORD)]
-    chunks: list[list[dict[str, Any]]] = []
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    for record in records:
-        grows = audit_event_size(record)
-        if chunk and (len(chunk) == AUDIT_EVENTS_PER_RECORD or size + grows > max_bytes):
+        return [items[i:i + max_count] for i in range(0, len(items), max_count)]
+    chunks: list[list[T]] = []
+    chunk: list[T] = []
+    total = 0
+    for item in items:
+        grows = size(item)
+        if chunk and (len(chunk) == max_count or total + grows > max_bytes):
             chunks.append(chunk)
-            chunk, size = [], 0
-        chunk.append(record)
-        size += grows
+            chunk, total = [], 0
+        chunk.append(item)
+        total += grows
     if chunk:
         chunks.append(chunk)
     return chunks
+
+
+def audit_event_chunks(records: list[dict[str, Any]], max_bytes: int | None = None) -> list[list[dict[str, Any]]]:
+    """AuditEvent records in order, grouped as the events of AuditEvents records: at most AUDIT_EVENTS_PER_RECORD
+    together and, given `max_bytes`, no more than fit in it by `audit_event_size` (a SUBMITTED event carries the
+    signed document)."""
+    return chunked(records, audit_event_size, AUDIT_EVENTS_PER_RECORD, max_bytes)
+
+
+def seen_size(record: dict[str, Any]) -> int:
+    """A SeenMessage record's encoded size, over-estimated."""
+    return 32 + len(record["message_id"]) * 4 + len(record["root_id"]) * 4  # UTF-8: at most 4 bytes a character
+
+
+def seen_chunks(records: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """SeenMessage records in order, grouped as the messages of SeenMessages records."""
+    return chunked(records, seen_size, SEEN_PER_RECORD, max_bytes)
+
+
+def decode_seen(codec: SingleObjectCodec, value: bytes | None) -> list[dict[str, Any]]:
+    """The SeenMessage records of one seen topic record: a SeenMessages record, or one SeenMessage as routers wrote
+    them before (the topic keeps twice the duplicate window, so both are read)."""
+    data = value or b""
+    if codec.writer_name(data) == SEEN_MESSAGE:
+        return [codec.decode(data, SEEN_MESSAGE)]
+    messages: list[dict[str, Any]] = codec.decode(data, SEEN_MESSAGES)["messages"]
+    return messages
 
 
 def decode_audit(codec: SingleObjectCodec, value: bytes | None) -> list[AuditEvent]:

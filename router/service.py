@@ -4,13 +4,14 @@ delivered and the consumed offsets in one Kafka transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lienthong import auditwire, heap
@@ -20,7 +21,7 @@ from lienthong.directory.sync import DirectoryFollower
 from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, audit_event_chunks, to_millis
+from lienthong.records import ROUTER_STORY, SEEN_MESSAGES, audit_event_chunks, decode_seen, seen_chunks, to_millis
 from lienthong.transport.client import (
     Admin,
     Checkpoint,
@@ -48,6 +49,15 @@ from router.stories import BALLOT, Story, StoryBook, advance, has_story, story_m
 log = logging.getLogger(__name__)
 
 CLOSE_COMMIT_WAIT_S = 10.0  # how long close() waits for a commit in flight before it closes the producer anyway
+
+
+@dataclass
+class Pending:
+    """What the records of a batch share, written once for the batch (`Router.batched`): per ingress partition, the
+    ids delivered and the audit events."""
+
+    seen: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    audit: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,7 @@ class Router:
                                   transaction_timeout_ms=self.bus.settings.router_transaction_timeout_ms,
                                   batch_size=self.bus.settings.router_producer_batch_bytes)
 
-    def _read_partition(self, topic: str, partition: int, schema: str,
+    def _read_partition(self, topic: str, partition: int, decode: Callable[[bytes], list[dict[str, Any]]],
                         since_ms: int | None = None) -> Iterator[dict[str, Any]]:
         """The decoded records of one partition of a router topic, to its end, and at least to the end of what this
         router's committed transactions wrote there (the broker writes their markers after it confirms a commit, and
@@ -139,22 +149,28 @@ class Router:
         try:
             for record in reader.read_to_end(at_least={partition: written} if written is not None else None):
                 try:
-                    yield self.bus.envelopes.codec.decode(record.value or b"", schema)
+                    decoded = decode(record.value or b"")
                 except LienthongError:
                     log.error("unreadable record skipped", extra={"topic": topic, "offset": record.offset})
+                    continue
+                yield from decoded
         finally:
             reader.close()
 
     def _load_seen(self, partition: int) -> Iterator[tuple[str, int]]:
         """The ids delivered from one ingress partition within the window, from the seen topic."""
         since = to_millis(self.clock() - self._window)
-        for seen in self._read_partition(self.bus.topics.router_seen, partition, SEEN_MESSAGE, since):
+        codec = self.bus.envelopes.codec
+        for seen in self._read_partition(self.bus.topics.router_seen, partition,
+                                         functools.partial(decode_seen, codec), since):
             yield seen["message_id"], seen["created_at"]
 
     def _load_stories(self, partition: int) -> Iterator[Story]:
         """The stories of one ingress partition, from the compacted stories topic, in order (the last one of a root
         id is its state)."""
-        for rec in self._read_partition(self.bus.topics.router_stories, partition, ROUTER_STORY):
+        codec = self.bus.envelopes.codec
+        for rec in self._read_partition(self.bus.topics.router_stories, partition,
+                                        lambda data: [codec.decode(data, ROUTER_STORY)]):
             yield story_model(rec)
 
     def start(self) -> None:
@@ -214,10 +230,12 @@ class Router:
         return decisions
 
     def route(self, record: Record, now: dt.datetime, decision: Decision,
-              audit: dict[int, list[dict[str, Any]]] | None = None) -> list[Outgoing]:
-        """Everything one ingress record and its decision turn into: deliveries or a DLQ record, and its audit
-        events. Given `audit`, the events are added to it by audit partition instead, when they go to the ingress
-        record's partition number, for the caller to write with those of the rest of the batch (`_audit`)."""
+              pending: Pending | None = None) -> list[Outgoing]:
+        """Everything one ingress record and its decision turn into: deliveries or a DLQ record, its story, the id
+        delivered and its audit events. Given `pending`, the id and the events are added to it instead, for the
+        caller to write with those of the rest of the batch (`Router.batched`); without, they are written here."""
+        own = pending is None
+        pending = pending if pending is not None else Pending()
         arrived = record.time or now
         topics, seen = self.bus.topics, self.conn.seen
         out: list[Outgoing] = []
@@ -231,10 +249,10 @@ class Router:
         if isinstance(decision, Accepted):
             header = decision.message.header
             seen.add(record.partition, header.message_id, to_millis(header.created_at))
-            out.append(Outgoing(topics.router_seen, self.bus.envelopes.codec.encode(SEEN_MESSAGE, {
+            pending.seen.setdefault(record.partition, []).append({
                 "message_id": header.message_id, "root_id": header.root_id,
                 "created_at": to_millis(header.created_at), "ingress_offset": record.offset,
-            }), header.message_id.encode(), partition=record.partition))
+            })
             headers = list(record.headers.items())
             for recipient in decision.recipients:
                 # Inboxes have one partition (Bus.ensure_inboxes): naming it spares the partitioner's hashing.
@@ -250,10 +268,25 @@ class Router:
                                         "reason": decision.reason.value, "detail": decision.detail})
         position = Position(record.topic, record.partition, record.offset, arrived)
         events = audit_records(decision, position, now, record.value)
-        if audit is not None and self._audit_follows_ingress:
-            audit.setdefault(record.partition, []).extend(events)
+        if self._audit_follows_ingress:
+            pending.audit.setdefault(record.partition, []).extend(events)
         else:
-            out.extend(self._audit(events, record.partition if self._audit_follows_ingress else None))
+            out.extend(self._audit(events))  # by key: with the events of this decision only
+        if own:
+            out.extend(self.batched(pending))
+        return out
+
+    def batched(self, pending: Pending) -> list[Outgoing]:
+        """The records a batch's decisions share: per ingress partition, the ids delivered in SeenMessages records
+        and the audit events in AuditEvents records, as few as fit (one SeenMessage and one AuditEvents record per
+        document had been two of the four records a document to one recipient cost)."""
+        codec, limit, out = self.bus.envelopes.codec, self.bus.settings.max_message_bytes, []
+        for partition, entries in pending.seen.items():
+            out += [Outgoing(self.bus.topics.router_seen, codec.encode(SEEN_MESSAGES, {"messages": chunk}),
+                             chunk[0]["message_id"].encode(), partition=partition)
+                    for chunk in seen_chunks(entries, limit)]
+        for partition, events in pending.audit.items():
+            out += self._audit(events, partition)
         return out
 
     def _advance_story(self, decision: Accepted, partition: int,
@@ -284,9 +317,8 @@ class Router:
     def _audit(self, events: list[dict[str, Any]], partition: int | None = None) -> list[Outgoing]:
         """Audit events in as few AuditEvents records as fit: those of one decision, or, when the audit partition
         follows the ingress one, those of a whole batch's decisions on one partition (the events of 33 documents with
-        one recipient in one record, instead of one record per document). Each record stays within the producer's
-        limit (`max_message_bytes`, and 100 events), so a SUBMITTED event carrying a large document goes with few
-        others."""
+        one recipient in one record). Each record stays within the producer's limit (`max_message_bytes`, and 100
+        events), so a SUBMITTED event carrying a large document goes with few others."""
         if not events:
             return []
         key = (events[0]["root_id"] or events[0]["event_id"]).encode()
@@ -322,11 +354,10 @@ class Router:
         written: dict[tuple[str, int], Any] = {}
         try:
             conn.producer.begin()
-            audit: dict[int, list[dict[str, Any]]] = {}
+            pending = Pending()
             for record, decision in zip(records, decisions, strict=True):
-                written.update(conn.producer.send_all(self.route(record, now, decision, audit), watch=state_topics))
-            for partition, events in audit.items():
-                conn.producer.send_all(self._audit(events, partition))
+                written.update(conn.producer.send_all(self.route(record, now, decision, pending), watch=state_topics))
+            written.update(conn.producer.send_all(self.batched(pending), watch=state_topics))
         except FencedError:
             raise
         except BrokerError as exc:
