@@ -364,6 +364,10 @@ class Router:
             self._abort(exc)
             return 0
         self._committing = _Committing(self._commit_in_background(conn.producer, checkpoint, started), now, written)
+        if len(records) < self.bus.settings.router_batch_size and not self.finish_commit():
+            # A batch short of full: the router keeps up, so there is no backlog to read ahead, and a commit running
+            # beside the next batch's decisions waits for the interpreter lock, which delays these documents.
+            return 0
         return len(records)
 
     def _commit_in_background(self, producer: Publisher, checkpoint: Checkpoint, started: float) -> Future[None]:
