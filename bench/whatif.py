@@ -68,8 +68,9 @@ def _decide_per_record() -> None:
     def nothing_yet(self: Any, records: Any, now: dt.datetime) -> list[Any]:
         return [None] * len(records)
 
-    def decide_then_route(self: Any, record: Any, now: dt.datetime, decision: Any) -> Any:
-        return route(self, record, now, decide_batch(self, [record], now)[0])  # one at a time, between the sends
+    def decide_then_route(self: Any, record: Any, now: dt.datetime, decision: Any, pending: Any = None) -> Any:
+        # One at a time, between the sends.
+        return route(self, record, now, decide_batch(self, [record], now)[0], pending)
 
     service.Router.decide_batch = nothing_yet  # type: ignore[method-assign]
     service.Router.route = decide_then_route  # type: ignore[method-assign]

@@ -487,10 +487,21 @@ class TopicReader:
         for tp in ends:
             ends[tp] = max(ends[tp], (at_least or {}).get(tp.partition, 0))
         deadline = time.monotonic() + timeout_s
-        while any(self._consumer.position(tp) < end for tp, end in ends.items()):
+        while any(self._consumer.position(tp) < end for tp, end in self._existing(ends).items()):
             if time.monotonic() > deadline:
                 raise BrokerError(f"could not read {self.topic} to its end within {timeout_s:.0f} s")
             yield from self.poll()
+
+    def _existing(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """The end offsets to read to, none beyond a partition's high watermark once a fetch has told it: an
+        `at_least` past it names records the log does not have (the topic was recreated, or a broker lost them),
+        and waiting for them would never end."""
+        for tp, end in ends.items():
+            high = self._consumer.highwater(tp)
+            if high is not None and high < end:
+                log.warning("asked to read %s/%d to %d, beyond its end %d", tp.topic, tp.partition, end, high)
+                ends[tp] = high
+        return ends
 
     def close(self) -> None:
         self._consumer.close()

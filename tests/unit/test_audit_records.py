@@ -72,6 +72,16 @@ def test_a_batch_s_events_are_grouped_in_order_within_the_byte_limit() -> None:
     assert len(audit_event_chunks(records * 5, max_bytes=10**9)) == 2, "and never more than 100 events a record"
 
 
-def test_an_event_s_size_over_estimates_its_encoding() -> None:
-    for record in (audit_event_record(e) for e in events(3)):
+def test_an_event_s_size_over_estimates_its_encoding_whatever_its_text() -> None:
+    records = [audit_event_record(e) for e in events(3)]
+    # A refusal's reason is free text in Vietnamese, of any length: up to 3 bytes a character in UTF-8.
+    records.append(dict(records[0], reason="Không đúng thẩm quyền giải quyết; đề nghị chuyển Bộ Tư pháp. " * 100,
+                        reason_code="NOT_AUTHORIZED", status="06", recipient="000.00.01.G01"))
+    records.append(dict(records[1], reason="ỗ" * 5_000, envelope=bytes(200_000)))
+    for record in records:
         assert audit_event_size(record) >= len(CODEC.encode(AUDIT_EVENT, record))
+    limit = 100_000
+    chunks = audit_event_chunks(records[3:4] * 40, max_bytes=limit)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        assert len(CODEC.encode(AUDIT_EVENTS, {"events": chunk})) <= limit, "what is written fits, not its estimate"
