@@ -484,24 +484,25 @@ class TopicReader:
             ends = self._consumer.end_offsets(self._tps)
         except KafkaError as exc:
             raise as_broker_error(f"cannot read end offsets of {self.topic}", exc) from exc
-        for tp in ends:
-            ends[tp] = max(ends[tp], (at_least or {}).get(tp.partition, 0))
+        wanted = {tp: max(end, (at_least or {}).get(tp.partition, 0)) for tp, end in ends.items()}
         deadline = time.monotonic() + timeout_s
-        while any(self._consumer.position(tp) < end for tp, end in self._existing(ends).items()):
+        while any(self._consumer.position(tp) < end for tp, end in self._existing(ends, wanted).items()):
             if time.monotonic() > deadline:
                 raise BrokerError(f"could not read {self.topic} to its end within {timeout_s:.0f} s")
             yield from self.poll()
 
-    def _existing(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """The end offsets to read to, none beyond a partition's high watermark once a fetch has told it: an
-        `at_least` past it names records the log does not have (the topic was recreated, or a broker lost them),
-        and waiting for them would never end."""
-        for tp, end in ends.items():
+    def _existing(self, ends: dict[TopicPartition, int],
+                  wanted: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """What to read to: the end offsets, and beyond them what `at_least` asked for, but not past a partition's
+        high watermark once a fetch has told it. An `at_least` past it names records the log does not have (the topic
+        was recreated, or a broker lost them), and waiting for them would never end. (Only the asked-for part is
+        capped: a long-lived reader's high watermark is that of its last fetch, older than the end offsets.)"""
+        for tp, want in wanted.items():
             high = self._consumer.highwater(tp)
-            if high is not None and high < end:
-                log.warning("asked to read %s/%d to %d, beyond its end %d", tp.topic, tp.partition, end, high)
-                ends[tp] = high
-        return ends
+            if want > ends[tp] and high is not None and high < want:
+                log.warning("asked to read %s/%d to %d, beyond its end %d", tp.topic, tp.partition, want, high)
+                wanted[tp] = max(ends[tp], high)
+        return wanted
 
     def close(self) -> None:
         self._consumer.close()
