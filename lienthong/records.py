@@ -335,12 +335,10 @@ def audit_event_size(record: dict[str, Any]) -> int:
 T = TypeVar("T")
 
 
-def chunked(items: list[T], size: Callable[[T], int], max_count: int, max_bytes: int | None) -> list[list[T]]:
-    """Items in order, grouped greedily as the contents of records: at most `max_count` a group and, given
-    `max_bytes`, no more than fit in it by `size` (an item bigger than that goes alone: the producer's request limit,
-    `max_message_bytes` and 64 KiB, leaves it room)."""
-    if max_bytes is None:
-        return [items[i:i + max_count] for i in range(0, len(items), max_count)]
+def chunked(items: list[T], size: Callable[[T], int], max_count: int, max_bytes: int) -> list[list[T]]:
+    """Items in order, grouped greedily as the contents of records: at most `max_count` a group and no more than fit
+    in `max_bytes` by `size` (an item bigger than that goes alone: the producer's request limit, `max_message_bytes`
+    and 64 KiB, leaves it room)."""
     chunks: list[list[T]] = []
     chunk: list[T] = []
     total = 0
@@ -356,16 +354,17 @@ def chunked(items: list[T], size: Callable[[T], int], max_count: int, max_bytes:
     return chunks
 
 
-def audit_event_chunks(records: list[dict[str, Any]], max_bytes: int | None = None) -> list[list[dict[str, Any]]]:
+def audit_event_chunks(records: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
     """AuditEvent records in order, grouped as the events of AuditEvents records: at most AUDIT_EVENTS_PER_RECORD
-    together and, given `max_bytes`, no more than fit in it by `audit_event_size` (a SUBMITTED event carries the
-    signed document)."""
+    together and no more than fit in `max_bytes` by `audit_event_size` (a SUBMITTED event carries the signed
+    document)."""
     return chunked(records, audit_event_size, AUDIT_EVENTS_PER_RECORD, max_bytes)
 
 
 def seen_size(record: dict[str, Any]) -> int:
-    """A SeenMessage record's encoded size, over-estimated."""
-    return 32 + len(record["message_id"]) * 4 + len(record["root_id"]) * 4  # UTF-8: at most 4 bytes a character
+    """A SeenMessage record's encoded size, over-estimated: its two texts in UTF-8, and 32 for their lengths and the
+    two longs."""
+    return 32 + _utf8_len(record["message_id"]) + _utf8_len(record["root_id"])
 
 
 def seen_chunks(records: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:

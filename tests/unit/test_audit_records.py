@@ -34,7 +34,7 @@ def events(n: int) -> list[AuditEvent]:
 
 @pytest.mark.parametrize("n", [1, 3, AUDIT_EVENTS_PER_RECORD, AUDIT_EVENTS_PER_RECORD + 1, 250])
 def test_a_decision_s_events_travel_in_as_few_records_as_fit_and_come_back_in_order(n: int) -> None:
-    records = audit_event_chunks([audit_event_record(e) for e in events(n)])
+    records = audit_event_chunks([audit_event_record(e) for e in events(n)], max_bytes=1_000_000)
     assert len(records) == -(-n // AUDIT_EVENTS_PER_RECORD)
     read = [e for rec in records for e in decode_audit(CODEC, CODEC.encode(AUDIT_EVENTS, {"events": rec}))]
     assert read == events(n)
