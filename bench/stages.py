@@ -22,7 +22,7 @@ from lienthong.records import ROUTER_STORY, SEEN_MESSAGE, to_millis
 from lienthong.transport.client import Outgoing, Publisher, Record, Subscriber
 from lienthong.wiring import Bus
 from router.decisions import Accepted, Position, audit_records, authorize, check_identity
-from router.service import Router
+from router.service import Pending, Router
 from router.stories import StoryBook, advance, story_record
 
 BATCH = 500
@@ -115,7 +115,9 @@ def stage_profile(bus: Bus, items: list[Item], *, partitions: int) -> dict[str, 
             t0 = clock()
             decision = router.decide_batch([record], now)[0]
             t1 = clock()
-            router.route(record, now, decision)
+            pending = Pending()
+            router.route(record, now, decision, pending)
+            router.batched(pending)  # the shared records, here of one message
             times["decide"].append((t1 - t0) / 1000)
             times["route"].append((clock() - t0) / 1000)  # deciding and routing, as the router does both
         _produce(publisher, subscriber, outgoing, times, bus)
@@ -151,7 +153,7 @@ def _produce(publisher: Publisher, subscriber: Subscriber, outgoing: list[list[O
         if n % size == 0:
             publisher.flush()
             t2 = clock()
-            publisher.commit(subscriber)  # the consumed offsets and the end of the transaction
+            publisher.commit(subscriber.checkpoint())  # the consumed offsets and the end of the transaction
             t3 = clock()
             times["flush"].append((t2 - t1) / 1000 / size)
             times["commit"].append((t3 - t2) / 1000 / size)

@@ -68,7 +68,7 @@ def _decide_per_record() -> None:
     def nothing_yet(self: Any, records: Any, now: dt.datetime) -> list[Any]:
         return [None] * len(records)
 
-    def decide_then_route(self: Any, record: Any, now: dt.datetime, decision: Any, pending: Any = None) -> Any:
+    def decide_then_route(self: Any, record: Any, now: dt.datetime, decision: Any, pending: Any) -> Any:
         # One at a time, between the sends.
         return route(self, record, now, decide_batch(self, [record], now)[0], pending)
 

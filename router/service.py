@@ -122,6 +122,7 @@ class Router:
         # Per (seen or stories topic, partition): the offset after the last record a committed transaction of this
         # router wrote there, which a reload of that partition must read up to.
         self._state_written: dict[tuple[str, int], int] = {}
+        self._state_topics = frozenset((bus.topics.router_seen, bus.topics.router_stories))
         self.ready = threading.Event()
 
     @property
@@ -229,13 +230,10 @@ class Router:
                 decisions.append(Rejected(Reason.INTERNAL_ERROR, f"internal error: {exc!r}"))
         return decisions
 
-    def route(self, record: Record, now: dt.datetime, decision: Decision,
-              pending: Pending | None = None) -> list[Outgoing]:
-        """Everything one ingress record and its decision turn into: deliveries or a DLQ record, its story, the id
-        delivered and its audit events. Given `pending`, the id and the events are added to it instead, for the
-        caller to write with those of the rest of the batch (`Router.batched`); without, they are written here."""
-        own = pending is None
-        pending = pending if pending is not None else Pending()
+    def route(self, record: Record, now: dt.datetime, decision: Decision, pending: Pending) -> list[Outgoing]:
+        """Everything one ingress record and its decision turn into: deliveries or a DLQ record and its story; the id
+        delivered and its audit events are added to `pending`, for the caller to write with those of the rest of the
+        batch (`Router.batched`)."""
         arrived = record.time or now
         topics, seen = self.bus.topics, self.conn.seen
         out: list[Outgoing] = []
@@ -272,8 +270,6 @@ class Router:
             pending.audit.setdefault(record.partition, []).extend(events)
         else:
             out.extend(self._audit(events))  # by key: with the events of this decision only
-        if own:
-            out.extend(self.batched(pending))
         return out
 
     def batched(self, pending: Pending) -> list[Outgoing]:
@@ -335,14 +331,14 @@ class Router:
         the last committed offsets, dropping what was read ahead, as a failure inside the transaction does."""
         conn = self.conn
         records = conn.consumer.poll(timeout_ms)
-        # Read as the records were: the generation they were read in goes with their offsets.
-        checkpoint = conn.consumer.checkpoint() if records else None
         revoked = [r.partition for r in conn.consumer.take_revoked()]
         conn.seen.forget(revoked)
         conn.stories.forget(revoked)
-        if not records or checkpoint is None:
+        if not records:
             self.finish_commit()
             return 0
+        # The positions and the group generation as the poll left them: they go with these records' transaction.
+        checkpoint = conn.consumer.checkpoint()
         self._follow_directory()
         now = self.clock()
         decisions = self.decide_batch(records, now)
@@ -350,7 +346,7 @@ class Router:
             return 0  # these records come again: the consumer was rewound to before the failed transaction's
         self._heap.due()  # between transactions: the stories and ids of the documents routed since the last time
         started = time.perf_counter()
-        state_topics = frozenset((self.bus.topics.router_seen, self.bus.topics.router_stories))
+        state_topics = self._state_topics
         written: dict[tuple[str, int], Any] = {}
         try:
             conn.producer.begin()

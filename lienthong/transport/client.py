@@ -289,11 +289,10 @@ class Publisher:
     def begin(self) -> None:
         self._call("begin_transaction")
 
-    def commit(self, consumed: Subscriber | Checkpoint | None = None) -> None:
-        """Commit the open transaction, together with consumed positions when given them: a consumer's current ones,
-        or a checkpoint taken earlier (when the consumer has read on since). Safe to call from another thread than
-        the one that sent: kafka-python's producer is thread-safe."""
-        checkpoint = consumed.checkpoint() if isinstance(consumed, Subscriber) else consumed
+    def commit(self, checkpoint: Checkpoint | None = None) -> None:
+        """Commit the open transaction, together with a consumer's positions when given them (`Subscriber.checkpoint`,
+        taken when the transaction's records were read: the consumer may have read on since). Safe to call from
+        another thread than the one that sent: kafka-python's producer is thread-safe."""
         if checkpoint is not None and checkpoint.offsets:
             offsets = {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(pos, "", -1)
                        for tp, pos in checkpoint.offsets.items()}
@@ -407,9 +406,6 @@ class Subscriber:
         generation is the one the records were read in: if the group rebalances before the commit, the broker
         refuses the commit (the partitions may be another member's by then) instead of accepting it."""
         return Checkpoint(self.positions(), self._consumer.group_metadata())
-
-    def group_metadata(self) -> Any:
-        return self._consumer.group_metadata()
 
     def commit(self) -> None:
         try:
