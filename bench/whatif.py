@@ -79,7 +79,7 @@ def _decide_per_record() -> None:
 def _fastavro_audit() -> None:
     from lienthong import auditwire
 
-    auditwire.encoder = lambda codec: functools.partial(auditwire.fastavro_frame, codec)  # type: ignore[assignment]
+    auditwire.framer = lambda codec: functools.partial(auditwire.fastavro_frames, codec)  # type: ignore[assignment]
 
 
 def _send_per_record() -> None:

@@ -21,7 +21,7 @@ from lienthong.directory.sync import DirectoryFollower
 from lienthong.errors import BrokerAuthorizationError, BrokerError, FencedError, LienthongError, Reason
 from lienthong.messages import utc_now
 from lienthong.metrics import RouterMetrics
-from lienthong.records import ROUTER_STORY, SEEN_MESSAGES, audit_event_chunks, decode_seen, seen_chunks, to_millis
+from lienthong.records import ROUTER_STORY, SEEN_MESSAGES, decode_seen, seen_chunks, to_millis
 from lienthong.transport.client import (
     Admin,
     Checkpoint,
@@ -117,7 +117,7 @@ class Router:
         self._audit_follows_ingress = False
         self._pruned_at = time.monotonic()
         self._heap = heap.Keeper(settle_heap)
-        self._encode_audit = auditwire.encoder(bus.envelopes.codec)
+        self._audit_frames = auditwire.framer(bus.envelopes.codec)
         self._committing: _Committing | None = None  # the transaction whose commit runs in the background
         # Per (seen or stories topic, partition): the offset after the last record a committed transaction of this
         # router wrote there, which a reload of that partition must read up to.
@@ -318,8 +318,8 @@ class Router:
         if not events:
             return []
         key = (events[0]["root_id"] or events[0]["event_id"]).encode()
-        return [Outgoing(self.bus.topics.audit, self._encode_audit(chunk), key, partition=partition)
-                for chunk in audit_event_chunks(events, self.bus.settings.max_message_bytes)]
+        return [Outgoing(self.bus.topics.audit, frame, key, partition=partition)
+                for frame in self._audit_frames(events, self.bus.settings.max_message_bytes)]
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch and route it in one transaction; returns the number of ingress records handled.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import random
 from typing import Any
 
 import pytest
 
-from lienthong.auditwire import AuditWriter, encoder
+from lienthong.auditwire import AuditWriter, framer
 from lienthong.codec import SingleObjectCodec
-from lienthong.records import AUDIT_EVENTS, decode_audit
+from lienthong.records import AUDIT_EVENTS, AUDIT_EVENTS_PER_RECORD, decode_audit
 from lienthong.schemas import SchemaSet
 
 SCHEMAS = SchemaSet()
@@ -85,12 +86,54 @@ def test_another_layout_gets_no_writer(mutate: Any) -> None:
     assert AuditWriter.for_schemas(_changed(mutate)) is None
 
 
-def test_the_encoder_is_the_writer_or_fastavro() -> None:
+def test_the_framer_is_the_writer_or_fastavro() -> None:
     events = _events(random.Random(11), 3)
-    assert encoder(CODEC)(events) == CODEC.encode(AUDIT_EVENTS, {"events": events})
+    assert framer(CODEC)(events, 1 << 20) == [CODEC.encode(AUDIT_EVENTS, {"events": events})]
     changed = _changed(lambda fields: fields.reverse())  # the writer steps aside; fastavro writes the frame
-    assert encoder(SingleObjectCodec(changed))(events) == SingleObjectCodec(changed).encode(AUDIT_EVENTS,
-                                                                                          {"events": events})
+    assert framer(SingleObjectCodec(changed))(events, 1 << 20) == [
+        SingleObjectCodec(changed).encode(AUDIT_EVENTS, {"events": events})]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_frames_split_by_exact_size_in_order_and_greedily(seed: int) -> None:
+    assert WRITER is not None
+    rng = random.Random(seed)
+    events = _events(rng, rng.choice([1, 5, 40, 130]))
+    limit = rng.choice([600, 2_500, 10_000, 1 << 20])
+    frames = WRITER.frames(events, limit)
+    chunks, start = [], 0
+    for frame in frames:
+        count = len(CODEC.decode(frame, AUDIT_EVENTS)["events"])
+        chunks.append(events[start:start + count])
+        start += count
+    assert start == len(events), "every event once"
+    for frame, chunk in zip(frames, chunks, strict=True):
+        assert frame == CODEC.encode(AUDIT_EVENTS, {"events": chunk}), "each frame is fastavro's bytes for its events"
+        assert len(frame) <= limit or len(chunk) == 1, "within the limit, unless one event alone is not"
+        assert len(chunk) <= AUDIT_EVENTS_PER_RECORD
+    for chunk, after in itertools.pairwise(chunks):  # greedy: the next event would not have fitted
+        grown = CODEC.encode(AUDIT_EVENTS, {"events": [*chunk, after[0]]})
+        assert len(chunk) == AUDIT_EVENTS_PER_RECORD or len(grown) > limit
+
+
+def test_a_frame_may_be_exactly_the_limit_and_not_a_byte_more() -> None:
+    assert WRITER is not None
+    for count in (2, 3, 70):
+        events = _events(random.Random(count), count)
+        whole = len(CODEC.encode(AUDIT_EVENTS, {"events": events}))
+        assert len(WRITER.frames(events, whole)) == 1
+        assert len(WRITER.frames(events, whole - 1)) == 2
+
+
+def test_an_event_larger_than_the_limit_goes_alone() -> None:
+    assert WRITER is not None
+    small = _events(random.Random(3), 3)
+    for event in small:
+        event.update(envelope=None, reason=None)
+    big = dict(small[1], envelope=bytes(5_000))
+    frames = WRITER.frames([small[0], big, small[2]], 2_000)
+    assert [CODEC.decode(f, AUDIT_EVENTS)["events"] for f in frames] == [[small[0]], [big], [small[2]]]
+    assert WRITER.frames([], 2_000) == []
 
 
 def test_a_long_beyond_64_bits_is_refused_as_fastavro_refuses_it() -> None:
