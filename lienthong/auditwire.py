@@ -4,7 +4,7 @@ A decision has a SUBMITTED event, ROUTED or REJECTED, and one DELIVERED event pe
 and 62 with sixty; the router writes the events of a transaction's decisions on one audit partition in as few
 AuditEvents records as fit. fastavro took about 10.5 µs per event (16 fields, ten of them unions); in this writer the
 fields the events of a decision share (message id, root id, kind, sender; the source position and the content digest)
-are encoded once per decision in a record, and each event adds its own few fields.
+are encoded once per decision, and each event adds its own few fields.
 
 It also splits a batch's events into frames by their exact encoded sizes (`AuditWriter.frames`): estimating each
 event's size beforehand, to split first and encode after, had cost more than the encoding (10.8 against 6.7 µs per

@@ -88,7 +88,9 @@ def test_another_layout_gets_no_writer(mutate: Any) -> None:
 
 def test_the_framer_is_the_writer_or_fastavro() -> None:
     events = _events(random.Random(11), 3)
-    assert framer(CODEC)(events, 1 << 20) == [CODEC.encode(AUDIT_EVENTS, {"events": events})]
+    fast = framer(CODEC)
+    assert isinstance(getattr(fast, "__self__", None), AuditWriter), "the project's schema gets the fast writer"
+    assert fast(events, 1 << 20) == [CODEC.encode(AUDIT_EVENTS, {"events": events})]
     changed = _changed(lambda fields: fields.reverse())  # the writer steps aside; fastavro writes the frame
     assert framer(SingleObjectCodec(changed))(events, 1 << 20) == [
         SingleObjectCodec(changed).encode(AUDIT_EVENTS, {"events": events})]
@@ -118,11 +120,21 @@ def test_frames_split_by_exact_size_in_order_and_greedily(seed: int) -> None:
 
 def test_a_frame_may_be_exactly_the_limit_and_not_a_byte_more() -> None:
     assert WRITER is not None
-    for count in (2, 3, 70):
+    for count in (2, 3, 63, 64, 70):  # the count's varint takes a second byte from 64 items on
         events = _events(random.Random(count), count)
         whole = len(CODEC.encode(AUDIT_EVENTS, {"events": events}))
         assert len(WRITER.frames(events, whole)) == 1
         assert len(WRITER.frames(events, whole - 1)) == 2
+
+
+def test_no_frame_holds_more_than_max_count_events() -> None:
+    assert WRITER is not None
+    events = _events(random.Random(9), 250)
+    for event in events:
+        event.update(envelope=None)
+    sizes = [len(CODEC.decode(f, AUDIT_EVENTS)["events"]) for f in WRITER.frames(events, 1 << 24)]
+    assert sizes == [AUDIT_EVENTS_PER_RECORD, AUDIT_EVENTS_PER_RECORD, 50]
+    assert [len(CODEC.decode(f, AUDIT_EVENTS)["events"]) for f in WRITER.frames(events[:7], 1 << 24, 3)] == [3, 3, 1]
 
 
 def test_an_event_larger_than_the_limit_goes_alone() -> None:
