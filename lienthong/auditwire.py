@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lienthong.codec import SingleObjectCodec
-from lienthong.records import AUDIT_EVENTS, AUDIT_EVENTS_PER_RECORD, audit_event_chunks
+from lienthong.records import AUDIT_EVENTS, AUDIT_EVENTS_PER_RECORD, audit_event_chunks, chunked
 from lienthong.schemas import SchemaSet
 
 log = logging.getLogger(__name__)
@@ -138,18 +138,9 @@ class AuditWriter:
         """The events in order, in as few frames as hold them: at most `max_count` events each, and no frame longer
         than `max_bytes` unless one event alone is (it then goes alone: the producer's request limit,
         `max_message_bytes` and 64 KiB, leaves it room). Split by the events' exact encoded sizes."""
-        frames: list[bytes] = []
-        chunk: list[bytes] = []
-        fixed, size = len(self._header) + len(_NULL), 0
-        for body in self._encoded(events):
-            if chunk and (len(chunk) == max_count or fixed + len(_long(len(chunk) + 1)) + size + len(body) > max_bytes):
-                frames.append(self._frame(chunk))
-                chunk, size = [], 0
-            chunk.append(body)
-            size += len(body)
-        if chunk:
-            frames.append(self._frame(chunk))
-        return frames
+        fixed = len(self._header) + len(_NULL)
+        return [self._frame(chunk) for chunk in chunked(self._encoded(events), len, max_count, max_bytes,
+                                                        framing=lambda count: fixed + len(_long(count)))]
 
     def _frame(self, encoded: list[bytes]) -> bytes:
         """A frame of events already encoded: an array of one block (its count, its items) and the empty block."""

@@ -335,16 +335,22 @@ def audit_event_size(record: dict[str, Any]) -> int:
 T = TypeVar("T")
 
 
-def chunked(items: list[T], size: Callable[[T], int], max_count: int, max_bytes: int) -> list[list[T]]:
+def _unframed(count: int) -> int:
+    return 0
+
+
+def chunked(items: list[T], size: Callable[[T], int], max_count: int, max_bytes: int,
+            framing: Callable[[int], int] = _unframed) -> list[list[T]]:
     """Items in order, grouped greedily as the contents of records: at most `max_count` a group and no more than fit
-    in `max_bytes` by `size` (an item bigger than that goes alone: the producer's request limit, `max_message_bytes`
-    and 64 KiB, leaves it room)."""
+    in `max_bytes` by `size`, with what a record of n items adds around them (`framing(n)`: a header, a count, an
+    end). An item bigger than that goes alone: the producer's request limit, `max_message_bytes` and 64 KiB, leaves
+    it room."""
     chunks: list[list[T]] = []
     chunk: list[T] = []
     total = 0
     for item in items:
         grows = size(item)
-        if chunk and (len(chunk) == max_count or total + grows > max_bytes):
+        if chunk and (len(chunk) == max_count or framing(len(chunk) + 1) + total + grows > max_bytes):
             chunks.append(chunk)
             chunk, total = [], 0
         chunk.append(item)

@@ -7,7 +7,7 @@ import pytest
 
 from lienthong.errors import BrokerError
 from lienthong.records import decode_seen
-from lienthong.transport.client import Checkpoint, PartitionRef, Record, Subscriber, TopicReader
+from lienthong.transport.client import Checkpoint, PartitionRef, Record, TopicReader
 from lienthong.wiring import Bus
 from router.service import Router
 from tests.integration.conftest import BusHarness
@@ -35,7 +35,7 @@ def test_a_commit_that_fails_in_the_background_is_aborted_and_its_batch_routed_a
     failed: list[Checkpoint] = []
     committed_before = [0]
 
-    def commit_failing_once(consumed: Subscriber | Checkpoint | None = None) -> None:
+    def commit_failing_once(consumed: Checkpoint | None = None) -> None:
         assert isinstance(consumed, Checkpoint)
         reached = sum(consumed.offsets.values())
         batch, committed_before[0] = reached - committed_before[0], reached
